@@ -1,0 +1,2 @@
+-- The `rlfr` module prelude (placeholder until the DSL lands).
+return {}

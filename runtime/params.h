@@ -1,0 +1,61 @@
+/* A parameter set: named tensors in one flat f32 buffer with a parallel flat
+ * gradient buffer (llm.c style). Never planned: it outlives every step.
+ * Nodes declare their tensors at init (rl_params_add); the graph finalises the
+ * set at compile time (allocation + seeded initialisation) unless it was
+ * already finalised (e.g. loaded from a checkpoint). */
+#ifndef RL_PARAMS_H
+#define RL_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor.h"
+#include "value.h"
+
+typedef enum rl_init {
+    RL_INIT_ZEROS = 0,
+    RL_INIT_ONES,
+    RL_INIT_NORMAL,          /* N(0, scale^2) */
+    RL_INIT_UNIFORM,         /* U(-scale, scale) */
+    RL_INIT_XAVIER_UNIFORM,  /* U(-a, a), a = sqrt(6/(fan_in+fan_out)) for a [out, in] matrix */
+    RL_INIT_KAIMING_UNIFORM, /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (torch nn.Linear default) */
+} rl_init;
+
+typedef struct rl_param_entry {
+    char *name;
+    rl_shape shape;
+    size_t offset;           /* in floats, into data/grad */
+    rl_init init;
+    float scale;
+} rl_param_entry;
+
+typedef struct rl_params {
+    char *name;
+    uint64_t seed;
+    int n, cap;
+    rl_param_entry *entries;
+    size_t numel;
+    float *data;             /* NULL until finalised */
+    float *grad;             /* zeroed at finalise; optimizers zero after each update */
+    int finalized;
+    int trainable;           /* set by the graph when an optimizer owns the set */
+} rl_params;
+
+rl_params *rl_params_new(const char *name, uint64_t seed);
+void rl_params_free(rl_params *p);
+/* The object wrapper ("params") that scripts pass around as an option value. */
+rl_object *rl_params_object(rl_params *p);
+
+/* Declares a tensor. Declaring an existing name with the same shape returns the
+ * existing entry (weight sharing); another shape is an error. Fails after finalise
+ * unless the name already exists with that shape. */
+int rl_params_add(rl_params *p, const char *name, rl_shape shape, rl_init init, float scale,
+                  size_t *offset, rl_error *err);
+int rl_params_finalize(rl_params *p, rl_error *err);
+const rl_param_entry *rl_params_find(const rl_params *p, const char *name);
+/* Tensor views of an entry's values / gradient (valid after finalise). */
+rl_tensor rl_params_tensor(const rl_params *p, const rl_param_entry *e);
+rl_tensor rl_params_grad_tensor(const rl_params *p, const rl_param_entry *e);
+void rl_params_zero_grad(rl_params *p);
+
+#endif

@@ -1,0 +1,71 @@
+#include "testlib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rl_test_failures;
+int rl_test_checks;
+
+int rl_test_finish(const char *name) {
+    int passed = rl_test_checks - rl_test_failures;
+    printf("%s: %d passed, %d failed\n", name, passed, rl_test_failures);
+    return rl_test_failures ? 1 : 0;
+}
+
+double rl_test_max_rel_err(const float *a, const float *b, size_t n, float floor, size_t *worst) {
+    double m = 0;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        double s = fabs((double)b[i]);
+        if (s < floor) s = floor;
+        double r = d / s;
+        if (r > m || isnan(r)) { m = isnan(r) ? INFINITY : r; w = i; }
+    }
+    if (worst) *worst = w;
+    return m;
+}
+
+double rl_test_gradcheck(float *x, size_t n, const float *analytic, rl_test_scalar_fn f, void *ctx,
+                         double eps, size_t max_checks) {
+    size_t stride = 1;
+    if (max_checks && n > max_checks) stride = (n + max_checks - 1) / max_checks;
+    double worst = 0;
+    for (size_t i = 0; i < n; i += stride) {
+        float saved = x[i];
+        x[i] = (float)(saved + eps);
+        double fp = f(ctx);
+        x[i] = (float)(saved - eps);
+        double fm = f(ctx);
+        x[i] = saved;
+        double num = (fp - fm) / (2 * eps);
+        double ana = analytic[i];
+        double denom = fabs(num) + fabs(ana);
+        if (denom < 1e-3) denom = 1e-3;
+        double r = fabs(num - ana) / denom;
+        if (r > worst || isnan(r)) worst = isnan(r) ? INFINITY : r;
+    }
+    return worst;
+}
+
+static char source_dir[4096];
+
+void rl_test_set_source_dir(const char *dir) { snprintf(source_dir, sizeof source_dir, "%s", dir); }
+
+const char *rl_test_path(const char *rel) {
+    static char buf[8192];
+    const char *dir = source_dir[0] ? source_dir : getenv("RLFR_SOURCE_DIR");
+    if (!dir) dir = ".";
+    snprintf(buf, sizeof buf, "%s/%s", dir, rel);
+    return buf;
+}
+
+void rl_test_fill(float *x, size_t n, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
+        uint64_t r = s * 0x2545F4914F6CDD1Dull;
+        x[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+}

@@ -6,7 +6,9 @@
  *   init(n)      options are validated against `options` before this is called;
  *                read them with rl_node_opt_*; declare parameters (rl_params_add)
  *                and allocate private state (n->state). May allocate.
- *   infer(n)     n->in[i] hold the producers' (maximum) shapes and dtypes; set
+ *   infer(n)     parameter sets are finalised (allocated, initialised) and
+ *                n->needs_backward is known;
+ *                n->in[i] hold the producers' (maximum) shapes and dtypes; set
  *                n->out[j].dtype/shape (maximum shapes) and request workspace
  *                with rl_node_request(). Called once at compile time.
  *   forward(n)   n->in[i].data / n->out[j].data / n->ws[k].data are valid; write
@@ -147,7 +149,8 @@ typedef struct rl_node {
     rl_params *params[RL_MAX_NODE_PARAMS]; /* sets this node reads (and whose grads it fills) */
     int n_params;
 
-    int needs_backward;      /* set by the graph at compile time */
+    int needs_backward;      /* set by the graph at compile time, BEFORE infer, so infer
+                                requests saved workspace only when backward will run */
     void *state;             /* the node type's private data */
 } rl_node;
 

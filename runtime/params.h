@@ -45,6 +45,9 @@ rl_params *rl_params_new(const char *name, uint64_t seed);
 void rl_params_free(rl_params *p);
 /* The object wrapper ("params") that scripts pass around as an option value. */
 rl_object *rl_params_object(rl_params *p);
+/* The parameter set behind an object: a "params" object itself, or any object
+   that exposes one (a model); NULL otherwise. */
+rl_params *rl_object_params(const rl_object *o);
 
 /* Declares a tensor. Declaring an existing name with the same shape returns the
  * existing entry (weight sharing); another shape is an error. Fails after finalise
@@ -57,5 +60,7 @@ const rl_param_entry *rl_params_find(const rl_params *p, const char *name);
 rl_tensor rl_params_tensor(const rl_params *p, const rl_param_entry *e);
 rl_tensor rl_params_grad_tensor(const rl_params *p, const rl_param_entry *e);
 void rl_params_zero_grad(rl_params *p);
+/* A node whose backward runs may skip accumulating into a set that no
+   optimizer owns (p->trainable == 0): nobody reads or zeroes those gradients. */
 
 #endif

@@ -24,6 +24,9 @@ typedef struct rl_object {
     void *ptr;
     void (*destroy)(void *ptr);
     int refs;
+    /* The parameter set (rl_params *) an object owns, if any: a model object
+       sets it so `optimizer{params = model}` and friends can reach its weights. */
+    void *params;
 } rl_object;
 
 rl_object *rl_object_new(const char *type, void *ptr, void (*destroy)(void *ptr)); /* refs = 1 */

@@ -21,7 +21,13 @@ int rl_fail_prefix(rl_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+    /* Truncation is acceptable here: the message stays one bounded line. */
+    size_t lp = strnlen(prefix, sizeof prefix - 1), lo = strnlen(old, sizeof old - 1);
+    if (lp > sizeof err->msg - 1) lp = sizeof err->msg - 1;
+    if (lo > sizeof err->msg - 1 - lp) lo = sizeof err->msg - 1 - lp;
+    memcpy(err->msg, prefix, lp);
+    memcpy(err->msg + lp, old, lo);
+    err->msg[lp + lo] = '\0';
     err->failed = 1;
     return -1;
 }

@@ -6,6 +6,7 @@
 
 #include "alloc.h"
 #include "graph_impl.h"
+#include "state.h"
 
 rl_graph *rl_graph_new(const char *name) {
     rl_graph *g = rl_calloc(1, sizeof *g);
@@ -321,4 +322,47 @@ int rl_graph_mark_output(rl_graph *g, rl_node *n, int port, rl_error *err) {
     }
     g->marked[g->n_marked++] = key;
     return 0;
+}
+
+int rl_graph_save_state(rl_graph *g, struct rl_state *st, rl_error *err) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        rl_node *n = g->nodes[i];
+        if (!n->type->save_state) continue;
+        rl_state_set_prefix(st, n->label);
+        if (n->type->save_state(n, st, err)) {
+            rl_state_set_prefix(st, NULL);
+            return -1;
+        }
+    }
+    rl_state_set_prefix(st, NULL);
+    return 0;
+}
+
+int rl_graph_load_state(rl_graph *g, const struct rl_state *st, rl_error *err) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        rl_node *n = g->nodes[i];
+        if (!n->type->load_state) continue;
+        rl_state_set_prefix((rl_state *)st, n->label);
+        int rc = n->type->load_state(n, st, err);
+        rl_state_set_prefix((rl_state *)st, NULL);
+        if (rc) return rl_node_fail(n, err, "cannot restore its checkpoint state: %s", err->msg);
+    }
+    return 0;
+}
+
+int rl_graph_param_sets(const rl_graph *g, rl_params **out, int cap) {
+    int k = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const rl_node *n = g->nodes[i];
+        for (int j = 0; j < n->n_params; j++) {
+            int seen = 0;
+            for (int q = 0; q < k && q < cap; q++)
+                if (out[q] == n->params[j]) seen = 1;
+            if (!seen) {
+                if (k < cap) out[k] = n->params[j];
+                k++;
+            }
+        }
+    }
+    return k;
 }

@@ -66,6 +66,14 @@ typedef struct rl_plan_stats {
     int n_inplace;
 } rl_plan_stats;
 
+/* Checkpoint state of every node that has some (optimizer moments, data
+   cursors, ...), keyed "label.key". Loading checks every node finds its keys. */
+struct rl_state;
+int rl_graph_save_state(rl_graph *g, struct rl_state *st, rl_error *err);
+int rl_graph_load_state(rl_graph *g, const struct rl_state *st, rl_error *err);
+/* Every distinct parameter set used by the graph's nodes. */
+int rl_graph_param_sets(const rl_graph *g, rl_params **out, int cap);
+
 const rl_plan_stats *rl_graph_plan_stats(const rl_graph *g);
 /* The machine-readable line, then a table of buffers (schedule step, interval, offset, size). */
 void rl_graph_print_plan(const rl_graph *g, FILE *f);

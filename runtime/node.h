@@ -79,6 +79,7 @@ typedef struct rl_workspace {
 
 struct rl_node;
 struct rl_run_ctx;
+struct rl_state; /* runtime/state.h */
 
 typedef struct rl_node_type {
     const char *name;
@@ -95,6 +96,10 @@ typedef struct rl_node_type {
     int (*forward)(struct rl_node *n, struct rl_run_ctx *ctx, rl_error *err);
     int (*backward)(struct rl_node *n, struct rl_run_ctx *ctx, rl_error *err); /* NULL: not differentiable */
     void (*destroy)(struct rl_node *n);
+    /* Checkpointing (optional): state that lives outside parameter sets
+       (optimizer moments, a data cursor, counters) as named byte blobs. */
+    int (*save_state)(struct rl_node *n, struct rl_state *st, rl_error *err);
+    int (*load_state)(struct rl_node *n, const struct rl_state *st, rl_error *err);
 } rl_node_type;
 
 enum {

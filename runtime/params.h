@@ -60,6 +60,14 @@ const rl_param_entry *rl_params_find(const rl_params *p, const char *name);
 rl_tensor rl_params_tensor(const rl_params *p, const rl_param_entry *e);
 rl_tensor rl_params_grad_tensor(const rl_params *p, const rl_param_entry *e);
 void rl_params_zero_grad(rl_params *p);
+
+/* The whole set as safetensors (entry names as tensor names), written
+   atomically as f32 or bf16, with optional string metadata. */
+int rl_params_save(const rl_params *p, const char *path, rl_dtype dtype, const char *const *meta_keys,
+                   const char *const *meta_values, int n_meta, rl_error *err);
+/* Finalises the set if needed, then reads every entry (bf16 or f32 on disk,
+   shapes checked; extra tensors in the file are ignored). */
+int rl_params_load(rl_params *p, const char *path, rl_error *err);
 /* A node whose backward runs may skip accumulating into a set that no
    optimizer owns (p->trainable == 0): nobody reads or zeroes those gradients. */
 

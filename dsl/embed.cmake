@@ -1,7 +1,7 @@
 # Embeds every dsl/*.lua file as a C string: rlfr_embedded[] = {name, source}.
 file(GLOB lua_files ${SRC_DIR}/*.lua)
 list(SORT lua_files)
-set(body "/* Generated from dsl/*.lua by embed.cmake: do not edit. */\n#include <stddef.h>\n")
+set(body "/* Generated from the .lua files of dsl/ by embed.cmake: do not edit. */\n#include <stddef.h>\n")
 set(table "")
 set(i 0)
 foreach(f ${lua_files})

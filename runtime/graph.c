@@ -152,8 +152,8 @@ static int store_default(rl_opts *dst, const rl_option_spec *s, rl_error *err) {
 }
 
 /* Builds the node's full option list: validated given values plus defaults. */
-static int resolve_options(const rl_node_type *t, const rl_opts *given, rl_opts *out, const char *who,
-                           rl_error *err) {
+static int resolve_options(const rl_node_type *t, const rl_opts *given, rl_opts *out, uint64_t *given_mask,
+                           const char *who, rl_error *err) {
     const char *names[128];
     int nn = t->n_options < 128 ? t->n_options : 128;
     for (int i = 0; i < nn; i++) names[i] = t->options[i].name;
@@ -161,7 +161,11 @@ static int resolve_options(const rl_node_type *t, const rl_opts *given, rl_opts 
         const char *key = given->keys[i];
         const rl_option_spec *s = NULL;
         for (int k = 0; k < t->n_options; k++)
-            if (strcmp(t->options[k].name, key) == 0) { s = &t->options[k]; break; }
+            if (strcmp(t->options[k].name, key) == 0) {
+                s = &t->options[k];
+                if (k < 64) *given_mask |= 1ull << k;
+                break;
+            }
         if (!s) {
             const char *near = closest(key, names, nn);
             if (near) return rl_fail(err, "%s: unknown option '%s' (did you mean '%s'?)", who, key, near);
@@ -226,7 +230,7 @@ rl_node *rl_graph_add(rl_graph *g, const rl_node_type *type, const char *label, 
     rl_opts_init(&n->opts);
     if (!n->label || !n->where || !n->phase) { rl_fail(err, "out of memory"); goto fail; }
     for (int i = 0; i < RL_MAX_PORTS; i++) n->src_port[i] = -1;
-    if (resolve_options(type, opts, &n->opts, who, err)) goto fail;
+    if (resolve_options(type, opts, &n->opts, &n->opts_given, who, err)) goto fail;
 
     if (g->n_nodes == g->cap_nodes) {
         int cap = g->cap_nodes ? g->cap_nodes * 2 : 16;

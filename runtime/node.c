@@ -52,6 +52,12 @@ rl_object *rl_node_opt_object(const rl_node *n, const char *key) {
     return v && v->kind == RL_VAL_OBJECT ? v->obj : NULL;
 }
 
+int rl_node_opt_given(const rl_node *n, const char *key) {
+    for (int k = 0; k < n->type->n_options && k < 64; k++)
+        if (strcmp(n->type->options[k].name, key) == 0) return (int)((n->opts_given >> k) & 1u);
+    return 0;
+}
+
 int rl_node_request(rl_node *n, rl_ws_kind kind, size_t bytes, rl_error *err) {
     if (n->n_ws >= RL_MAX_WORKSPACE)
         return rl_node_fail(n, err, "more than %d workspace buffers requested", RL_MAX_WORKSPACE);

@@ -157,6 +157,7 @@ typedef struct rl_node {
     int needs_backward;      /* set by the graph at compile time, BEFORE infer, so infer
                                 requests saved workspace only when backward will run */
     void *state;             /* the node type's private data */
+    uint64_t opts_given;     /* bit k: option k of the type was given by the script */
 } rl_node;
 
 /* Option access (after validation every declared option has a value). */

@@ -1,0 +1,11 @@
+/* Graph primitives for the "rlfr.core" Lua module. */
+#ifndef RLFR_LUA_GRAPH_H
+#define RLFR_LUA_GRAPH_H
+
+#include <lua.h>
+
+/* Adds graph_new, add, connect, mark_output, compile, run, metrics, read, plan,
+ * print_plan, node_info, find to the table on top of the stack. */
+void rlfr_graph_register(lua_State *L);
+
+#endif

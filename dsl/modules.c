@@ -1,0 +1,11 @@
+/* The Lua binding modules: one line per module. Each becomes require "rlfr.NAME"
+ * and its fields are merged into the rlfr module by the prelude. */
+#include <stddef.h>
+
+#include "commands.h"
+
+const rlfr_module rlfr_modules[] = {
+    {"core", rlfr_open_core},
+    {"tokenizer", rlfr_open_tokenizer},
+    {NULL, NULL},
+};

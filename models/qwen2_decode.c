@@ -1,0 +1,153 @@
+/* Qwen2 forward with a KV cache (prefill and incremental decoding).
+ *
+ * Each call processes, per sequence, n_q new tokens at positions
+ * pos0 .. pos0+n_q-1: their keys/values are written into the cache at rows
+ * k_row+pos0+i (every layer has its own [cache_rows, kv_dim] block) and the
+ * queries attend to cache rows k_row .. k_row+pos0+i. Only the last new row
+ * of each sequence goes through the final norm and the LM head. */
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "alloc.h"
+#include "qwen2.h"
+
+typedef struct dec_ws {
+    float *x, *n, *q, *k, *v, *o, *g, *u, *attn, *last;
+    int32_t *pos;
+} dec_ws;
+
+static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static int layout(const rl_qwen2_config *c, int64_t R, int64_t S, int64_t max_q, int64_t max_keys, int threads,
+                  float *base, dec_ws *w, size_t *total) {
+    const size_t d = (size_t)c->hidden, qd = (size_t)(c->n_heads * c->head_dim);
+    const size_t kd = (size_t)(c->n_kv_heads * c->head_dim), Fi = (size_t)c->inter;
+    const size_t r = (size_t)R;
+    if (R < 1 || S < 1 || R > ((int64_t)1 << 32) / (int64_t)(d + qd + Fi + 8)) return -1;
+    size_t sizes[11] = {r * d, r * d, r * qd, r * kd, r * kd, r * qd, r * Fi, r * Fi,
+                        rl_attn_scratch_floats(max_q, max_keys, threads), (size_t)S * d, r};
+    float **ptrs[10] = {&w->x, &w->n, &w->q, &w->k, &w->v, &w->o, &w->g, &w->u, &w->attn, &w->last};
+    size_t off = 0;
+    for (int i = 0; i < 11; i++) {
+        if (base) {
+            if (i < 10)
+                *ptrs[i] = base + off;
+            else
+                w->pos = (int32_t *)(base + off);
+        }
+        off += up16(sizes[i]);
+    }
+    *total = off;
+    return 0;
+}
+
+size_t rl_qwen2_decode_floats(const rl_qwen2_config *c, int64_t max_rows, int64_t max_seqs, int64_t max_q,
+                              int64_t max_keys, int threads) {
+    dec_ws w;
+    size_t total = 0;
+    if (layout(c, max_rows, max_seqs, max_q, max_keys, threads, NULL, &w, &total)) return 0;
+    return total;
+}
+
+/* y[M,out] = beta*y + x W^T (+ b). For a few rows (decoding) a GEMM spends
+ * more time packing W than multiplying, so W is streamed once instead: each
+ * thread takes a block of outputs and dots it with every row. */
+static void linear(const float *x, const float *W, const float *b, float *y, int64_t M, int64_t out, int64_t in,
+                   float beta, int threads) {
+    if (M <= 16) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (out * in > 32768)
+        for (int64_t j = 0; j < out; j++) {
+            const float *wj = W + j * in;
+            for (int64_t r = 0; r < M; r++) {
+                const float *xr = x + r * in;
+                float acc = 0;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t i = 0; i < in; i++) acc += xr[i] * wj[i];
+                if (b) acc += b[j];
+                y[r * out + j] = beta == 0.0f ? acc : y[r * out + j] + acc;
+            }
+        }
+        return;
+    }
+    if (b) {
+        for (int64_t r = 0; r < M; r++) {
+            float *yr = y + r * out;
+            if (beta == 0.0f)
+                memcpy(yr, b, (size_t)out * sizeof(float));
+            else
+                for (int64_t j = 0; j < out; j++) yr[j] += b[j];
+        }
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)out, (int)in, 1.0f, x, (int)in, W, (int)in,
+                beta, y, (int)out);
+}
+
+int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cache_rows, const int32_t *tokens,
+                    const rl_attn_seq *seqs, int64_t n_seqs, int64_t max_rows, int64_t max_q, int64_t max_keys,
+                    const float *rope_cos, const float *rope_sin, int threads, float *ws, float *logits,
+                    rl_error *err) {
+    const rl_qwen2_config *c = &m->cfg;
+    const int64_t d = c->hidden, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    const int64_t Fi = c->inter, V = c->vocab;
+    const float *P = m->params->data, eps = (float)c->rms_eps;
+    if (!P) return rl_fail(err, "qwen2: parameters are not allocated");
+    dec_ws w;
+    size_t total;
+    if (layout(c, max_rows, n_seqs, max_q, max_keys, threads, ws, &w, &total))
+        return rl_fail(err, "qwen2 decode: bad sizes");
+    int nt = omp_get_max_threads();
+    if (nt > threads) nt = threads;
+    if (nt < 1) nt = 1;
+    /* Rows of the call, their positions, and the checks a bad caller could trip. */
+    int64_t R = 0;
+    for (int64_t s = 0; s < n_seqs; s++) {
+        const rl_attn_seq *sq = &seqs[s];
+        if (sq->q_row != R || sq->n_q < 1 || sq->n_q > max_q || sq->pos0 < 0 || sq->pos0 + sq->n_q > max_keys ||
+            sq->pos0 + sq->n_q > c->max_pos || sq->k_row < 0 || sq->k_row + sq->pos0 + sq->n_q > cache_rows)
+            return rl_fail(err, "qwen2 decode: sequence %lld (%lld new tokens at position %lld) exceeds the context",
+                           (long long)s, (long long)sq->n_q, (long long)sq->pos0);
+        for (int64_t i = 0; i < sq->n_q; i++) {
+            int32_t id = tokens[R + i];
+            if (id < 0 || id >= V)
+                return rl_fail(err, "qwen2 decode: token id %d outside the vocabulary [0, %lld)", id, (long long)V);
+            w.pos[R + i] = (int32_t)(sq->pos0 + i);
+        }
+        R += sq->n_q;
+        if (R > max_rows) return rl_fail(err, "qwen2 decode: more than %lld rows", (long long)max_rows);
+    }
+    const float *E = P + m->off_embed;
+    for (int64_t r = 0; r < R; r++) memcpy(w.x + r * d, E + (int64_t)tokens[r] * d, (size_t)d * sizeof(float));
+    const rl_attn_dims dims = {c->n_heads, c->n_kv_heads, c->head_dim};
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        const rl_qwen2_layer_off *o = &m->layer[l];
+        float *kc = kcache + l * cache_rows * kd, *vc = vcache + l * cache_rows * kd;
+        rl_qwen2_rmsnorm(w.x, P + o->ln1, w.n, NULL, R, d, eps);
+        linear(w.n, P + o->wq, P + o->bq, w.q, R, qd, d, 0.0f, nt);
+        linear(w.n, P + o->wk, P + o->bk, w.k, R, kd, d, 0.0f, nt);
+        linear(w.n, P + o->wv, P + o->bv, w.v, R, kd, d, 0.0f, nt);
+        rl_rope_apply(w.q, R, c->n_heads, c->head_dim, w.pos, rope_cos, rope_sin, 0, nt);
+        rl_rope_apply(w.k, R, c->n_kv_heads, c->head_dim, w.pos, rope_cos, rope_sin, 0, nt);
+        for (int64_t s = 0; s < n_seqs; s++) {
+            const rl_attn_seq *sq = &seqs[s];
+            size_t bytes = (size_t)(sq->n_q * kd) * sizeof(float);
+            memcpy(kc + (sq->k_row + sq->pos0) * kd, w.k + sq->q_row * kd, bytes);
+            memcpy(vc + (sq->k_row + sq->pos0) * kd, w.v + sq->q_row * kd, bytes);
+        }
+        rl_attn_forward(w.q, kc, vc, w.o, NULL, seqs, n_seqs, dims, max_q, max_keys, w.attn, nt);
+        linear(w.o, P + o->wo, NULL, w.x, R, d, qd, 1.0f, nt);
+        rl_qwen2_rmsnorm(w.x, P + o->ln2, w.n, NULL, R, d, eps);
+        linear(w.n, P + o->wg, NULL, w.g, R, Fi, d, 0.0f, nt);
+        linear(w.n, P + o->wu, NULL, w.u, R, Fi, d, 0.0f, nt);
+        rl_swiglu_forward(w.g, w.u, w.g, R * Fi, nt);
+        linear(w.g, P + o->wd, NULL, w.x, R, d, Fi, 1.0f, nt);
+    }
+    for (int64_t s = 0; s < n_seqs; s++)
+        memcpy(w.last + s * d, w.x + (seqs[s].q_row + seqs[s].n_q - 1) * d, (size_t)d * sizeof(float));
+    rl_qwen2_rmsnorm(w.last, P + m->off_norm, w.n, NULL, n_seqs, d, eps);
+    linear(w.n, P + m->off_head, NULL, logits, n_seqs, V, d, 0.0f, nt);
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* RMSNorm as in HF Qwen2RMSNorm: y = w * x / sqrt(mean(x^2) + eps).
+ * Backward with r = rstd: dx = r * (w*dy) - r^3/d * x * sum(w*dy*x). */
+#include <math.h>
+#include <string.h>
+
+#include "qwen2.h"
+
+void rl_qwen2_rmsnorm(const float *x, const float *w, float *y, float *rstd, int64_t rows, int64_t d,
+                      float eps) {
+#pragma omp parallel for schedule(static) if (rows * d > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * d;
+        float *yr = y + r * d;
+        float ss = 0;
+#pragma omp simd reduction(+ : ss)
+        for (int64_t i = 0; i < d; i++) ss += xr[i] * xr[i];
+        float rs = 1.0f / sqrtf(ss / (float)d + eps);
+        for (int64_t i = 0; i < d; i++) yr[i] = w[i] * (xr[i] * rs);
+        if (rstd) rstd[r] = rs;
+    }
+}
+
+void rl_qwen2_rmsnorm_backward(const float *x, const float *w, const float *rstd, const float *dy, float *dx,
+                               float *dw, int64_t rows, int64_t d, int accumulate) {
+#pragma omp parallel for schedule(static) if (rows * d > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * d, *dyr = dy + r * d;
+        float *dxr = dx + r * d;
+        const float rs = rstd[r];
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t i = 0; i < d; i++) dot += w[i] * dyr[i] * xr[i];
+        const float c = rs * rs * rs * dot / (float)d;
+        if (accumulate)
+            for (int64_t i = 0; i < d; i++) dxr[i] += rs * w[i] * dyr[i] - c * xr[i];
+        else
+            for (int64_t i = 0; i < d; i++) dxr[i] = rs * w[i] * dyr[i] - c * xr[i];
+    }
+    /* dw over rows in one thread per column block: no races, fixed order. */
+#pragma omp parallel for schedule(static) if (rows * d > 65536)
+    for (int64_t i = 0; i < d; i++) {
+        float s = 0;
+        for (int64_t r = 0; r < rows; r++) s += dy[r * d + i] * x[r * d + i] * rstd[r];
+        dw[i] += s;
+    }
+}

@@ -1,0 +1,383 @@
+/* Qwen2 forward and backward over a packed batch (teacher forcing).
+ *
+ * Workspaces are carved from three caller-provided blocks (the planner's
+ * buffers), laid out for the maximum sizes, so the actual batch only uses a
+ * prefix of each array and nothing is allocated per step.
+ *
+ * Saved for backward per layer: block input x (the residual stream), rstd of
+ * both norms, q and k after RoPE, v, the attention output o and its
+ * log-sum-exp, the mid-block residual x2, and the gate/up projections.
+ * The normalised inputs and the SwiGLU product are recomputed in backward
+ * (cheap elementwise work) instead of being kept. */
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "alloc.h"
+#include "qwen2.h"
+
+#define ALIGN_F 16 /* floats: 64-byte alignment of every carved array */
+
+typedef struct layer_saved {
+    float *rstd1, *q, *k, *v, *o, *lse, *x2, *rstd2, *g, *u;
+} layer_saved;
+
+typedef struct carve {
+    /* saved */
+    int64_t *hdr;               /* [0] rows, [1] seqs */
+    rl_attn_seq *seqs;
+    int32_t *batch_row, *tok, *tgt, *pos;
+    float *cos_t, *sin_t;
+    float *res;                 /* (N+1) x [M, d] */
+    layer_saved *L;             /* not carved: filled per layer by layer_at() */
+    float *layers;              /* N x per-layer block */
+    float *rstdf, *nf, *logp, *ent, *lse;
+    /* forward scratch */
+    float *f_n, *f_m, *f_attn, *f_chunk;
+    /* backward scratch */
+    float *b_dres, *b_dn, *b_n, *b_dq, *b_dk, *b_dv, *b_do, *b_dg, *b_du, *b_m, *b_attn, *b_chunk;
+    size_t saved_bytes, fwd_bytes, bwd_bytes;
+} carve;
+
+typedef struct cursor {
+    char *base;
+    size_t off;
+    int overflow;
+} cursor;
+
+static void *take(cursor *c, size_t count, size_t elem) {
+    size_t bytes;
+    if (rl_mul_size(count ? count : 1, elem, &bytes) || rl_add_size(bytes, 63, &bytes)) {
+        c->overflow = 1;
+        return NULL;
+    }
+    bytes &= ~(size_t)63;
+    void *p = c->base ? c->base + c->off : NULL;
+    if (rl_add_size(c->off, bytes, &c->off)) c->overflow = 1;
+    return p;
+}
+
+static size_t layer_floats(const rl_qwen2_config *c, int64_t M) {
+    const int64_t qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    size_t per_row = (size_t)(2 + qd + 2 * kd + qd + c->n_heads + c->hidden + 2 * c->inter);
+    /* each of the 10 arrays is rounded up to 64 bytes */
+    return per_row * (size_t)M + 10 * ALIGN_F;
+}
+
+static void layer_at(const rl_qwen2_config *c, int64_t M, float *base, int64_t l, layer_saved *s) {
+    const int64_t qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    cursor cu = {(char *)(base + (size_t)l * layer_floats(c, M)), 0, 0};
+    s->rstd1 = take(&cu, (size_t)M, 4);
+    s->q = take(&cu, (size_t)(M * qd), 4);
+    s->k = take(&cu, (size_t)(M * kd), 4);
+    s->v = take(&cu, (size_t)(M * kd), 4);
+    s->o = take(&cu, (size_t)(M * qd), 4);
+    s->lse = take(&cu, (size_t)(M * c->n_heads), 4);
+    s->x2 = take(&cu, (size_t)(M * c->hidden), 4);
+    s->rstd2 = take(&cu, (size_t)M, 4);
+    s->g = take(&cu, (size_t)(M * c->inter), 4);
+    s->u = take(&cu, (size_t)(M * c->inter), 4);
+}
+
+/* Lays out all three workspaces; with NULL bases only computes sizes. */
+static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, int64_t chunk, int threads,
+                    void *saved, void *fwd, void *bwd, carve *k) {
+    memset(k, 0, sizeof *k);
+    if (M < 1) M = 1;
+    if (S < 1) S = 1;
+    if (Tm < 1) Tm = 1;
+    if (threads < 1) threads = 1;
+    const int64_t d = c->hidden, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    const int64_t N = c->n_layers, Fi = c->inter, half = c->head_dim / 2;
+    /* Overflow guard on the largest products before any int64 multiply. */
+    if (M > ((int64_t)1 << 40) / (d + qd + Fi + c->vocab) || Tm > ((int64_t)1 << 31)) return -1;
+    size_t attn = rl_attn_scratch_floats(Tm, Tm, threads);
+    size_t chunkf = (size_t)chunk * (size_t)c->vocab;
+    cursor s = {saved, 0, 0};
+    k->hdr = take(&s, 2, 8);
+    k->seqs = take(&s, (size_t)S, sizeof(rl_attn_seq));
+    k->batch_row = take(&s, (size_t)S, 4);
+    k->tok = take(&s, (size_t)M, 4);
+    k->tgt = take(&s, (size_t)M, 4);
+    k->pos = take(&s, (size_t)M, 4);
+    k->cos_t = take(&s, (size_t)(Tm * half), 4);
+    k->sin_t = take(&s, (size_t)(Tm * half), 4);
+    k->res = take(&s, (size_t)((N + 1) * M * d), 4);
+    k->layers = take(&s, (size_t)N * layer_floats(c, M), 4);
+    k->rstdf = take(&s, (size_t)M, 4);
+    k->nf = take(&s, (size_t)(M * d), 4);
+    k->logp = take(&s, (size_t)M, 4);
+    k->ent = take(&s, (size_t)M, 4);
+    k->lse = take(&s, (size_t)M, 4);
+    cursor f = {fwd, 0, 0};
+    k->f_n = take(&f, (size_t)(M * d), 4);
+    k->f_m = take(&f, (size_t)(M * Fi), 4);
+    k->f_attn = take(&f, attn, 4);
+    k->f_chunk = take(&f, chunkf, 4);
+    cursor b = {bwd, 0, 0};
+    k->b_dres = take(&b, (size_t)(M * d), 4);
+    k->b_dn = take(&b, (size_t)(M * d), 4);
+    k->b_n = take(&b, (size_t)(M * d), 4);
+    k->b_dq = take(&b, (size_t)(M * qd), 4);
+    k->b_dk = take(&b, (size_t)(M * kd), 4);
+    k->b_dv = take(&b, (size_t)(M * kd), 4);
+    k->b_do = take(&b, (size_t)(M * qd), 4);
+    k->b_dg = take(&b, (size_t)(M * Fi), 4);
+    k->b_du = take(&b, (size_t)(M * Fi), 4);
+    k->b_m = take(&b, (size_t)(M * Fi), 4);
+    k->b_attn = take(&b, attn, 4);
+    k->b_chunk = take(&b, chunkf, 4);
+    if (s.overflow || f.overflow || b.overflow) return -1;
+    k->saved_bytes = s.off;
+    k->fwd_bytes = f.off;
+    k->bwd_bytes = b.off;
+    return 0;
+}
+
+static void carve_run(const rl_qwen2 *m, const rl_qwen2_run *r, carve *k) {
+    do_carve(&m->cfg, r->max_rows, r->max_seqs, r->max_len, r->chunk, r->threads, r->saved, r->fwd, r->bwd, k);
+}
+
+int rl_qwen2_ws_size(const rl_qwen2_config *c, int64_t max_rows, int64_t max_seqs, int64_t max_len,
+                     int64_t chunk, int threads, rl_qwen2_ws_bytes *out, rl_error *err) {
+    carve k;
+    if (chunk < 1) return rl_fail(err, "qwen2: LM-head chunk must be at least 1 row");
+    /* Sizes derive from head_dim: check (and derive) it on a copy. */
+    rl_qwen2_config cc = *c;
+    if (rl_qwen2_config_check(&cc, "qwen2 config", err)) return -1;
+    c = &cc;
+    if (do_carve(c, max_rows, max_seqs, max_len, chunk, threads, NULL, NULL, NULL, &k))
+        return rl_fail(err, "qwen2: workspace size overflows for %lld rows", (long long)max_rows);
+    out->saved = k.saved_bytes;
+    out->fwd = k.fwd_bytes;
+    out->bwd = k.bwd_bytes;
+    return 0;
+}
+
+int rl_qwen2_pack(const rl_qwen2 *m, const rl_qwen2_run *r, const int32_t *tokens, const int32_t *lengths,
+                  int64_t B, int64_t T, rl_error *err) {
+    carve k;
+    carve_run(m, r, &k);
+    const int64_t V = m->cfg.vocab;
+    if (B > r->max_seqs) return rl_fail(err, "batch of %lld rows exceeds the capacity of %lld", (long long)B,
+                                        (long long)r->max_seqs);
+    int64_t rows = 0, ns = 0;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t len = lengths[b];
+        if (len < 0 || len > T)
+            return rl_fail(err, "row %lld: length %lld outside [0, %lld]", (long long)b, (long long)len, (long long)T);
+        if (len > r->max_len || len > m->cfg.max_pos)
+            return rl_fail(err, "row %lld: sequence of %lld tokens is longer than the context (%lld)", (long long)b,
+                           (long long)len, (long long)(r->max_len < m->cfg.max_pos ? r->max_len : m->cfg.max_pos));
+        for (int64_t t = 0; t < len; t++) {
+            int32_t id = tokens[b * T + t];
+            if (id < 0 || id >= V)
+                return rl_fail(err, "row %lld, position %lld: token id %d outside the vocabulary [0, %lld)",
+                               (long long)b, (long long)t, id, (long long)V);
+        }
+        if (rows + len > r->max_rows)
+            return rl_fail(err, "batch of more than %lld tokens exceeds the capacity", (long long)r->max_rows);
+        if (len == 0) continue;
+        k.seqs[ns] = (rl_attn_seq){rows, len, rows, 0};
+        k.batch_row[ns] = (int32_t)b;
+        for (int64_t t = 0; t < len; t++) {
+            k.tok[rows + t] = tokens[b * T + t];
+            k.tgt[rows + t] = t + 1 < len ? tokens[b * T + t + 1] : -2;
+            k.pos[rows + t] = (int32_t)t;
+        }
+        rows += len;
+        ns++;
+    }
+    k.hdr[0] = rows;
+    k.hdr[1] = ns;
+    return 0;
+}
+
+int64_t rl_qwen2_rows(const rl_qwen2_run *r) { return ((const int64_t *)r->saved)[0]; }
+
+const rl_attn_seq *rl_qwen2_seqs(const rl_qwen2 *m, const rl_qwen2_run *r, int64_t *n_seqs,
+                                 const int32_t **batch_row) {
+    carve k;
+    carve_run(m, r, &k);
+    *n_seqs = k.hdr[1];
+    if (batch_row) *batch_row = k.batch_row;
+    return k.seqs;
+}
+
+/* y[M,out] = beta*y + x[M,in] W[out,in]^T (+ bias) */
+static void lin_fwd(const float *x, const float *W, const float *bias, float *y, int64_t M, int64_t out,
+                    int64_t in, float beta) {
+    if (bias) {
+        for (int64_t r = 0; r < M; r++) {
+            float *yr = y + r * out;
+            if (beta == 0.0f)
+                memcpy(yr, bias, (size_t)out * sizeof(float));
+            else
+                for (int64_t j = 0; j < out; j++) yr[j] += bias[j];
+        }
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)out, (int)in, 1.0f, x, (int)in, W, (int)in,
+                beta, y, (int)out);
+}
+
+/* dx[M,in] = beta*dx + dy[M,out] W[out,in] */
+static void lin_dx(const float *dy, const float *W, float *dx, int64_t M, int64_t out, int64_t in, float beta) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)in, (int)out, 1.0f, dy, (int)out, W,
+                (int)in, beta, dx, (int)in);
+}
+
+/* dW[out,in] += dy[M,out]^T x[M,in]; db[out] += column sums of dy */
+static void lin_dw(const float *dy, const float *x, float *dW, float *db, int64_t M, int64_t out, int64_t in) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)M, 1.0f, dy, (int)out, x, (int)in,
+                1.0f, dW, (int)in);
+    if (db)
+        for (int64_t r = 0; r < M; r++)
+            for (int64_t j = 0; j < out; j++) db[j] += dy[r * out + j];
+}
+
+/* n = x * rstd * w, from the saved rstd (the norm's forward without the reduction) */
+static void renorm(const float *x, const float *rstd, const float *w, float *n, int64_t M, int64_t d) {
+#pragma omp parallel for schedule(static) if (M * d > 65536)
+    for (int64_t r = 0; r < M; r++)
+        for (int64_t i = 0; i < d; i++) n[r * d + i] = w[i] * (x[r * d + i] * rstd[r]);
+}
+
+/* Threads for this call: what OpenMP allows now, at most what the scratch
+ * layout was sized for (r->threads). */
+static int run_threads(const rl_qwen2_run *r) {
+    int nt = omp_get_max_threads();
+    if (nt > r->threads) nt = r->threads;
+    return nt < 1 ? 1 : nt;
+}
+
+int rl_qwen2_forward(const rl_qwen2 *m, const rl_qwen2_run *r, rl_error *err) {
+    const rl_qwen2_config *c = &m->cfg;
+    if (!m->params->finalized) return rl_fail(err, "qwen2: parameters are not allocated");
+    carve k;
+    carve_run(m, r, &k);
+    const int64_t M = k.hdr[0], S = k.hdr[1], d = c->hidden, Fi = c->inter;
+    const int64_t qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    const float *P = m->params->data, eps = (float)c->rms_eps;
+    const rl_attn_dims dims = {c->n_heads, c->n_kv_heads, c->head_dim};
+    if (M == 0) return 0;
+    const int nt = run_threads(r);
+    int64_t tmax = 0;
+    for (int64_t s = 0; s < S; s++) tmax = k.seqs[s].n_q > tmax ? k.seqs[s].n_q : tmax;
+    rl_rope_table(k.cos_t, k.sin_t, tmax, c->head_dim, c->rope_theta);
+
+    const float *E = P + m->off_embed;
+    for (int64_t i = 0; i < M; i++) memcpy(k.res + i * d, E + (int64_t)k.tok[i] * d, (size_t)d * sizeof(float));
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        const rl_qwen2_layer_off *o = &m->layer[l];
+        layer_saved s;
+        layer_at(c, r->max_rows, k.layers, l, &s);
+        float *x = k.res + l * M * d, *y = k.res + (l + 1) * M * d;
+        rl_qwen2_rmsnorm(x, P + o->ln1, k.f_n, s.rstd1, M, d, eps);
+        lin_fwd(k.f_n, P + o->wq, P + o->bq, s.q, M, qd, d, 0.0f);
+        lin_fwd(k.f_n, P + o->wk, P + o->bk, s.k, M, kd, d, 0.0f);
+        lin_fwd(k.f_n, P + o->wv, P + o->bv, s.v, M, kd, d, 0.0f);
+        rl_rope_apply(s.q, M, c->n_heads, c->head_dim, k.pos, k.cos_t, k.sin_t, 0, nt);
+        rl_rope_apply(s.k, M, c->n_kv_heads, c->head_dim, k.pos, k.cos_t, k.sin_t, 0, nt);
+        rl_attn_forward(s.q, s.k, s.v, s.o, s.lse, k.seqs, S, dims, r->max_len, r->max_len, k.f_attn, nt);
+        memcpy(s.x2, x, (size_t)(M * d) * sizeof(float));
+        lin_fwd(s.o, P + o->wo, NULL, s.x2, M, d, qd, 1.0f);
+        rl_qwen2_rmsnorm(s.x2, P + o->ln2, k.f_n, s.rstd2, M, d, eps);
+        lin_fwd(k.f_n, P + o->wg, NULL, s.g, M, Fi, d, 0.0f);
+        lin_fwd(k.f_n, P + o->wu, NULL, s.u, M, Fi, d, 0.0f);
+        rl_swiglu_forward(s.g, s.u, k.f_m, M * Fi, nt);
+        memcpy(y, s.x2, (size_t)(M * d) * sizeof(float));
+        lin_fwd(k.f_m, P + o->wd, NULL, y, M, d, Fi, 1.0f);
+    }
+    rl_qwen2_rmsnorm(k.res + c->n_layers * M * d, P + m->off_norm, k.nf, k.rstdf, M, d, eps);
+    rl_lmhead_forward(k.nf, P + m->off_head, M, d, c->vocab, k.tgt, r->chunk, k.f_chunk, k.logp, k.ent, k.lse,
+                      nt);
+    (void)err;
+    return 0;
+}
+
+int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glogp, const float *gent,
+                      rl_error *err) {
+    const rl_qwen2_config *c = &m->cfg;
+    if (!m->params->finalized) return rl_fail(err, "qwen2: parameters are not allocated");
+    carve k;
+    carve_run(m, r, &k);
+    const int64_t M = k.hdr[0], S = k.hdr[1], d = c->hidden, Fi = c->inter;
+    const int64_t qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    const float *P = m->params->data;
+    float *G = m->params->grad;
+    const rl_attn_dims dims = {c->n_heads, c->n_kv_heads, c->head_dim};
+    if (M == 0 || (!glogp && !gent)) return 0;
+    const int nt = run_threads(r);
+
+    rl_lmhead_backward(k.nf, P + m->off_head, M, d, c->vocab, k.tgt, r->chunk, k.b_chunk, k.lse, k.ent, glogp,
+                       gent, k.b_dn, G + m->off_head, nt);
+    rl_qwen2_rmsnorm_backward(k.res + c->n_layers * M * d, P + m->off_norm, k.rstdf, k.b_dn, k.b_dres,
+                              G + m->off_norm, M, d, 0);
+    for (int64_t l = c->n_layers - 1; l >= 0; l--) {
+        const rl_qwen2_layer_off *o = &m->layer[l];
+        layer_saved s;
+        layer_at(c, r->max_rows, k.layers, l, &s);
+        const float *x = k.res + l * M * d;
+        /* MLP: y = x2 + swiglu(g, u) Wd^T */
+        rl_swiglu_forward(s.g, s.u, k.b_m, M * Fi, nt);
+        lin_dw(k.b_dres, k.b_m, G + o->wd, NULL, M, d, Fi);
+        lin_dx(k.b_dres, P + o->wd, k.b_m, M, d, Fi, 0.0f); /* b_m now holds dm */
+        rl_swiglu_backward(s.g, s.u, k.b_m, k.b_dg, k.b_du, M * Fi, nt);
+        renorm(s.x2, s.rstd2, P + o->ln2, k.b_n, M, d);
+        lin_dw(k.b_dg, k.b_n, G + o->wg, NULL, M, Fi, d);
+        lin_dw(k.b_du, k.b_n, G + o->wu, NULL, M, Fi, d);
+        lin_dx(k.b_dg, P + o->wg, k.b_dn, M, Fi, d, 0.0f);
+        lin_dx(k.b_du, P + o->wu, k.b_dn, M, Fi, d, 1.0f);
+        rl_qwen2_rmsnorm_backward(s.x2, P + o->ln2, s.rstd2, k.b_dn, k.b_dres, G + o->ln2, M, d, 1);
+        /* attention: x2 = x + attn(o) Wo^T */
+        lin_dw(k.b_dres, s.o, G + o->wo, NULL, M, d, qd);
+        lin_dx(k.b_dres, P + o->wo, k.b_do, M, d, qd, 0.0f);
+        rl_attn_backward(s.q, s.k, s.v, s.o, s.lse, k.b_do, k.b_dq, k.b_dk, k.b_dv, k.seqs, S, dims, r->max_len, r->max_len,
+                         k.b_attn, nt);
+        rl_rope_apply(k.b_dq, M, c->n_heads, c->head_dim, k.pos, k.cos_t, k.sin_t, 1, nt);
+        rl_rope_apply(k.b_dk, M, c->n_kv_heads, c->head_dim, k.pos, k.cos_t, k.sin_t, 1, nt);
+        renorm(x, s.rstd1, P + o->ln1, k.b_n, M, d);
+        lin_dw(k.b_dq, k.b_n, G + o->wq, G + o->bq, M, qd, d);
+        lin_dw(k.b_dk, k.b_n, G + o->wk, G + o->bk, M, kd, d);
+        lin_dw(k.b_dv, k.b_n, G + o->wv, G + o->bv, M, kd, d);
+        lin_dx(k.b_dq, P + o->wq, k.b_dn, M, qd, d, 0.0f);
+        lin_dx(k.b_dk, P + o->wk, k.b_dn, M, kd, d, 1.0f);
+        lin_dx(k.b_dv, P + o->wv, k.b_dn, M, kd, d, 1.0f);
+        rl_qwen2_rmsnorm_backward(x, P + o->ln1, s.rstd1, k.b_dn, k.b_dres, G + o->ln1, M, d, 1);
+    }
+    /* Embedding rows in token order: a fixed summation order for repeated ids. */
+    float *dE = G + m->off_embed;
+    for (int64_t i = 0; i < M; i++) {
+        float *dst = dE + (int64_t)k.tok[i] * d;
+        const float *src = k.b_dres + i * d;
+        for (int64_t j = 0; j < d; j++) dst[j] += src[j];
+    }
+    return 0;
+}
+
+const float *rl_qwen2_logp(const rl_qwen2 *m, const rl_qwen2_run *r) {
+    carve k;
+    carve_run(m, r, &k);
+    return k.logp;
+}
+
+const float *rl_qwen2_entropy(const rl_qwen2 *m, const rl_qwen2_run *r) {
+    carve k;
+    carve_run(m, r, &k);
+    return k.ent;
+}
+
+const float *rl_qwen2_block_output(const rl_qwen2 *m, const rl_qwen2_run *r, int64_t j) {
+    carve k;
+    carve_run(m, r, &k);
+    return k.res + (j + 1) * k.hdr[0] * m->cfg.hidden;
+}
+
+const float *rl_qwen2_final_hidden(const rl_qwen2 *m, const rl_qwen2_run *r) {
+    carve k;
+    carve_run(m, r, &k);
+    return k.nf;
+}

@@ -1,0 +1,208 @@
+/* policy: the Qwen2 language model, teacher-forced over a right-padded batch.
+ *
+ * Inputs are padded [B, T] (the graph's convention); internally the valid
+ * tokens are PACKED (sequence after sequence, no padding rows), so GEMMs
+ * spend nothing on padding and attention never crosses sequences. Outputs
+ * are unpacked back to [B, T] with zeros on padding.
+ *
+ * All activations live in three planned workspaces (saved for backward,
+ * forward scratch, backward scratch) sized in infer for the maximum batch;
+ * the LM head runs `chunk` rows at a time, so no [B, T, vocab] tensor exists. */
+#include <omp.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "node.h"
+#include "qwen2.h"
+
+typedef struct policy_state {
+    rl_qwen2 *m;
+    int n_tap;
+    int64_t *tap;
+    rl_qwen2_run run;
+    int ws_saved, ws_fwd, ws_bwd, ws_grad;
+    int64_t B, T;          /* the shapes of the last forward */
+} policy_state;
+
+static const rl_port_spec policy_inputs[] = {
+    {"tokens", RL_I32, 2, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0, "token ids [B, T], right-padded"},
+    {"lengths", RL_I32, 1, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0, "valid tokens per row [B]"},
+};
+static const rl_port_spec policy_outputs[] = {
+    {"logprobs", RL_F32, 2, RL_PORT_NOT_IN_BACKWARD, 0,
+     "[B, T]: log p(token_t | tokens_<t); 0 at t = 0 and on padding"},
+    {"entropy", RL_F32, 2, RL_PORT_NOT_IN_BACKWARD, 0,
+     "[B, T]: entropy of the distribution predicting token t (same alignment)"},
+    {"hidden", RL_F32, 4, RL_PORT_NOT_IN_BACKWARD | RL_PORT_NO_GRAD, 0,
+     "[n_tap, B, T, d]: outputs of the tapped blocks before the final norm (detached)"},
+    {"tau", RL_F32, 1, RL_PORT_NOT_IN_BACKWARD | RL_PORT_NO_GRAD, 0, "[n_tap]: j/N of each tapped block"},
+};
+static const rl_option_spec policy_options[] = {
+    {"net", RL_VAL_OBJECT, NULL, "the Qwen2 model", "qwen2"},
+    {"tap_layers", RL_VAL_NUMBERS, "", "fractions p in (0, 1]: block j = round(p*N) (N -> N-1) for 'hidden'",
+     NULL},
+    {"chunk", RL_VAL_INT, "0", "rows per LM-head chunk (0: about 8 MB of logits)", NULL},
+};
+
+static int policy_init(rl_node *n, rl_error *err) {
+    rl_object *o = rl_node_opt_object(n, "net");
+    if (!o || !o->ptr) return rl_node_fail(n, err, "option 'net' must be a qwen2 model");
+    policy_state *s = rl_calloc(1, sizeof *s);
+    if (!s) return rl_node_fail(n, err, "out of memory");
+    n->state = s;
+    s->m = o->ptr;
+    int cnt = 0;
+    const double *fr = rl_node_opt_numbers(n, "tap_layers", &cnt);
+    if (cnt > 0) {
+        s->tap = rl_calloc((size_t)cnt, sizeof *s->tap);
+        if (!s->tap) return rl_node_fail(n, err, "out of memory");
+        rl_error e = {0};
+        if (rl_tap_layers(fr, cnt, s->m->cfg.n_layers, s->tap, &e))
+            return rl_node_fail(n, err, "option 'tap_layers': %s", e.msg);
+    }
+    s->n_tap = cnt;
+    if (rl_node_opt_int(n, "chunk") < 0) return rl_node_fail(n, err, "option 'chunk' must be >= 0");
+    return rl_node_use_params(n, s->m->params, err);
+}
+
+static int policy_infer(rl_node *n, rl_error *err) {
+    policy_state *s = n->state;
+    const rl_qwen2_config *c = &s->m->cfg;
+    const int64_t B = n->in[0].shape.dim[0], T = n->in[0].shape.dim[1];
+    char buf[64];
+    if (n->in[1].shape.dim[0] != B)
+        return rl_node_fail(n, err, "input 'lengths' has shape %s, expected [%lld]",
+                            rl_shape_str(&n->in[1].shape, buf, sizeof buf), (long long)B);
+    if (B < 1 || T < 1) return rl_node_fail(n, err, "input 'tokens' is empty");
+    if (T > c->max_pos)
+        return rl_node_fail(n, err, "input 'tokens' holds %lld positions, more than max_position_embeddings (%lld)",
+                            (long long)T, (long long)c->max_pos);
+    int64_t rows;
+    if (__builtin_mul_overflow(B, T, &rows) || rows > ((int64_t)1 << 31))
+        return rl_node_fail(n, err, "batch [%lld, %lld] is too large", (long long)B, (long long)T);
+    int64_t chunk = rl_node_opt_int(n, "chunk");
+    if (chunk == 0) {
+        chunk = ((int64_t)1 << 21) / c->vocab;
+        if (chunk < 8) chunk = 8;
+    }
+    if (chunk > rows) chunk = rows;
+    s->run = (rl_qwen2_run){rows, B, T, chunk, omp_get_max_threads(), NULL, NULL, NULL};
+    rl_qwen2_ws_bytes wb;
+    rl_error e = {0};
+    if (rl_qwen2_ws_size(c, rows, B, T, chunk, s->run.threads, &wb, &e)) return rl_node_fail(n, err, "%s", e.msg);
+    n->n_ws = 0;
+    if ((s->ws_saved = rl_node_request(n, RL_WS_SAVED, wb.saved, err)) < 0 ||
+        (s->ws_fwd = rl_node_request(n, RL_WS_SCRATCH_FWD, wb.fwd, err)) < 0 ||
+        (s->ws_bwd = rl_node_request(n, RL_WS_SCRATCH_BWD, wb.bwd, err)) < 0 ||
+        (s->ws_grad = rl_node_request(n, RL_WS_SCRATCH_BWD, (size_t)rows * 2 * sizeof(float), err)) < 0)
+        return -1;
+    n->out[0].dtype = n->out[1].dtype = n->out[2].dtype = n->out[3].dtype = RL_F32;
+    n->out[0].shape = rl_shape2(B, T);
+    n->out[1].shape = rl_shape2(B, T);
+    n->out[2].shape = rl_shape4(s->n_tap, B, T, c->hidden);
+    n->out[3].shape = rl_shape1(s->n_tap);
+    return 0;
+}
+
+static void bind(rl_node *n, policy_state *s, rl_run_ctx *ctx) {
+    s->run.saved = n->ws[s->ws_saved].data;
+    s->run.fwd = n->ws[s->ws_fwd].data;
+    s->run.bwd = n->ws[s->ws_bwd].data;
+    (void)ctx;
+}
+
+static int policy_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
+    policy_state *s = n->state;
+    const rl_qwen2_config *c = &s->m->cfg;
+    if (!s->m->params->data) return rl_node_fail(n, err, "parameter set '%s' is not finalised", s->m->params->name);
+    const int64_t B = n->in[0].shape.dim[0], T = n->in[0].shape.dim[1], d = c->hidden;
+    if (n->in[1].shape.dim[0] != B)
+        return rl_node_fail(n, err, "inputs 'tokens' ([%lld, %lld]) and 'lengths' ([%lld]) disagree", (long long)B,
+                            (long long)T, (long long)n->in[1].shape.dim[0]);
+    if (B > s->run.max_seqs || T > s->run.max_len)
+        return rl_node_fail(n, err, "batch [%lld, %lld] exceeds the planned capacity [%lld, %lld]", (long long)B,
+                            (long long)T, (long long)s->run.max_seqs, (long long)s->run.max_len);
+    bind(n, s, ctx);
+    rl_error e = {0};
+    if (rl_qwen2_pack(s->m, &s->run, rl_i32(&n->in[0]), rl_i32(&n->in[1]), B, T, &e))
+        return rl_node_fail(n, err, "%s", e.msg);
+    if (rl_qwen2_forward(s->m, &s->run, &e)) return rl_node_fail(n, err, "%s", e.msg);
+    s->B = B;
+    s->T = T;
+    n->out[0].shape = rl_shape2(B, T);
+    n->out[1].shape = rl_shape2(B, T);
+    n->out[2].shape = rl_shape4(s->n_tap, B, T, d);
+    n->out[3].shape = rl_shape1(s->n_tap);
+    float *lp = rl_f32(&n->out[0]), *en = rl_f32(&n->out[1]), *hid = rl_f32(&n->out[2]), *tau = rl_f32(&n->out[3]);
+    memset(lp, 0, (size_t)(B * T) * sizeof(float));
+    memset(en, 0, (size_t)(B * T) * sizeof(float));
+    if (s->n_tap) memset(hid, 0, (size_t)s->n_tap * (size_t)(B * T * d) * sizeof(float));
+    int64_t ns;
+    const int32_t *brow;
+    const rl_attn_seq *seqs = rl_qwen2_seqs(s->m, &s->run, &ns, &brow);
+    const float *plp = rl_qwen2_logp(s->m, &s->run), *pen = rl_qwen2_entropy(s->m, &s->run);
+    for (int64_t q = 0; q < ns; q++) {
+        const int64_t b = brow[q], r0 = seqs[q].q_row, len = seqs[q].n_q;
+        /* Row t predicts token t+1: shift by one into the token's own slot. */
+        for (int64_t t = 0; t + 1 < len; t++) {
+            lp[b * T + t + 1] = plp[r0 + t];
+            en[b * T + t + 1] = pen[r0 + t];
+        }
+        for (int i = 0; i < s->n_tap; i++)
+            memcpy(hid + ((int64_t)i * B + b) * T * d, rl_qwen2_block_output(s->m, &s->run, s->tap[i]) + r0 * d,
+                   (size_t)(len * d) * sizeof(float));
+    }
+    for (int i = 0; i < s->n_tap; i++) tau[i] = (float)((double)s->tap[i] / (double)c->n_layers);
+    return 0;
+}
+
+static int policy_backward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
+    policy_state *s = n->state;
+    const float *glp = rl_f32(&n->grad_out[0]), *gen = rl_f32(&n->grad_out[1]);
+    /* Only a set an optimizer trains gets gradients (a frozen reference
+       policy's gradient would never be read or zeroed). */
+    if ((!glp && !gen) || !s->m->params->trainable) return 0;
+    bind(n, s, ctx);
+    const int64_t M = rl_qwen2_rows(&s->run), T = s->T;
+    float *gl = n->ws[s->ws_grad].data, *ge = gl + s->run.max_rows;
+    memset(gl, 0, (size_t)M * sizeof(float));
+    memset(ge, 0, (size_t)M * sizeof(float));
+    int64_t ns;
+    const int32_t *brow;
+    const rl_attn_seq *seqs = rl_qwen2_seqs(s->m, &s->run, &ns, &brow);
+    for (int64_t q = 0; q < ns; q++) {
+        const int64_t b = brow[q], r0 = seqs[q].q_row, len = seqs[q].n_q;
+        for (int64_t t = 0; t + 1 < len; t++) {
+            if (glp) gl[r0 + t] = glp[b * T + t + 1];
+            if (gen) ge[r0 + t] = gen[b * T + t + 1];
+        }
+    }
+    rl_error e = {0};
+    if (rl_qwen2_backward(s->m, &s->run, glp ? gl : NULL, gen ? ge : NULL, &e))
+        return rl_node_fail(n, err, "%s", e.msg);
+    return 0;
+}
+
+static void policy_destroy(rl_node *n) {
+    policy_state *s = n->state;
+    if (!s) return;
+    rl_free(s->tap);
+    rl_free(s);
+    n->state = NULL;
+}
+
+const rl_node_type rl_node_policy = {
+    .name = "policy",
+    .doc = "Qwen2 policy, teacher-forced: per-token log-probs, entropies and tapped hidden states",
+    .inputs = policy_inputs,
+    .n_inputs = 2,
+    .outputs = policy_outputs,
+    .n_outputs = 4,
+    .options = policy_options,
+    .n_options = 3,
+    .init = policy_init,
+    .infer = policy_infer,
+    .forward = policy_forward,
+    .backward = policy_backward,
+    .destroy = policy_destroy,
+};

@@ -1,0 +1,165 @@
+/* Causal grouped-query attention and rotary embeddings.
+ *
+ * Attention runs per (sequence, head) as small GEMMs (scores, then P V) in
+ * a per-thread scratch block; only the log-sum-exp per row and head is saved
+ * and backward recomputes the probabilities. OpenBLAS's OpenMP build runs
+ * single-threaded inside our parallel loop. Work is split over
+ * (sequence, head) in forward and (sequence, kv head) in backward, so each
+ * thread owns the rows it writes: results do not depend on the thread count. */
+#include "kernels_attn.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+static inline float dotf(const float *a, const float *b, int64_t n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+size_t rl_attn_scratch_floats(int64_t max_q, int64_t max_keys, int threads) {
+    if (threads < 1) threads = 1;
+    if (max_q < 1) max_q = 1;
+    if (max_keys < 1) max_keys = 1;
+    /* scores/probabilities and their gradient: two [max_q, max_keys] blocks */
+    return 2 * (size_t)max_q * (size_t)max_keys * (size_t)threads;
+}
+
+static int clamp_threads(int threads) { return threads < 1 ? 1 : threads; }
+
+/* S[i, j] = scale * q_i . k_j for all n_q x nk pairs (one GEMM; the masked
+ * upper triangle is computed and ignored: cheaper than many dot products). */
+static void scores(const float *q, int64_t qs, const float *k, int64_t ks, int64_t n_q, int64_t nk, int64_t hd,
+                   float scale, float *S) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_q, (int)nk, (int)hd, scale, q, (int)qs, k, (int)ks,
+                0.0f, S, (int)nk);
+}
+
+void rl_attn_forward(const float *q, const float *k, const float *v, float *o, float *lse,
+                     const rl_attn_seq *seqs, int64_t n_seqs, rl_attn_dims dims, int64_t max_q, int64_t max_keys,
+                     float *scratch, int threads) {
+    const int64_t H = dims.n_heads, Hk = dims.n_kv_heads, hd = dims.head_dim;
+    const int64_t group = H / Hk, qs = H * hd, ks = Hk * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int64_t items = n_seqs * H;
+    const size_t per_thread = 2 * (size_t)max_q * (size_t)max_keys;
+    threads = clamp_threads(threads);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+        const rl_attn_seq *sq = &seqs[it / H];
+        const int64_t h = it % H, g = h / group, n_q = sq->n_q, nk = sq->pos0 + n_q;
+        if (n_q <= 0) continue;
+        float *S = scratch + (size_t)omp_get_thread_num() * per_thread;
+        const float *kg = k + sq->k_row * ks + g * hd, *vg = v + sq->k_row * ks + g * hd;
+        scores(q + sq->q_row * qs + h * hd, qs, kg, ks, n_q, nk, hd, scale, S);
+        for (int64_t i = 0; i < n_q; i++) {
+            float *srow = S + i * nk;
+            const int64_t vis = sq->pos0 + i + 1; /* causal: keys 0..pos0+i */
+            float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+            for (int64_t j = 0; j < vis; j++) mx = srow[j] > mx ? srow[j] : mx;
+            float sum = 0;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < vis; j++) {
+                srow[j] = rl_expf(srow[j] - mx);
+                sum += srow[j];
+            }
+            const float inv = 1.0f / sum;
+            for (int64_t j = 0; j < vis; j++) srow[j] *= inv;
+            for (int64_t j = vis; j < nk; j++) srow[j] = 0.0f;
+            if (lse) lse[(sq->q_row + i) * H + h] = mx + logf(sum);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_q, (int)hd, (int)nk, 1.0f, S, (int)nk, vg,
+                    (int)ks, 0.0f, o + sq->q_row * qs + h * hd, (int)qs);
+    }
+}
+
+void rl_attn_backward(const float *q, const float *k, const float *v, const float *o, const float *lse,
+                      const float *dout, float *dq, float *dk, float *dv, const rl_attn_seq *seqs,
+                      int64_t n_seqs, rl_attn_dims dims, int64_t max_q, int64_t max_keys, float *scratch,
+                      int threads) {
+    const int64_t H = dims.n_heads, Hk = dims.n_kv_heads, hd = dims.head_dim;
+    const int64_t group = H / Hk, qs = H * hd, ks = Hk * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int64_t items = n_seqs * Hk;
+    const size_t per_thread = 2 * (size_t)max_q * (size_t)max_keys;
+    threads = clamp_threads(threads);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+        const rl_attn_seq *sq = &seqs[it / Hk];
+        const int64_t g = it % Hk, n_q = sq->n_q, nk = sq->pos0 + n_q;
+        float *P = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *dP = P + (size_t)max_q * (size_t)max_keys;
+        const float *kg = k + sq->k_row * ks + g * hd, *vg = v + sq->k_row * ks + g * hd;
+        float *dkg = dk + sq->k_row * ks + g * hd, *dvg = dv + sq->k_row * ks + g * hd;
+        for (int64_t j = 0; j < nk; j++) {
+            memset(dkg + j * ks, 0, (size_t)hd * sizeof(float));
+            memset(dvg + j * ks, 0, (size_t)hd * sizeof(float));
+        }
+        if (n_q <= 0) continue;
+        for (int64_t h = g * group; h < (g + 1) * group; h++) {
+            const float *qh = q + sq->q_row * qs + h * hd, *doh = dout + sq->q_row * qs + h * hd;
+            const float *oh = o + sq->q_row * qs + h * hd;
+            /* P from the saved log-sum-exp; dP = dO V^T */
+            scores(qh, qs, kg, ks, n_q, nk, hd, scale, P);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_q, (int)nk, (int)hd, 1.0f, doh, (int)qs, vg,
+                        (int)ks, 0.0f, dP, (int)nk);
+            for (int64_t i = 0; i < n_q; i++) {
+                float *pr = P + i * nk, *dpr = dP + i * nk;
+                const int64_t vis = sq->pos0 + i + 1;
+                const float l = lse[(sq->q_row + i) * H + h];
+                const float D = dotf(doh + i * qs, oh + i * qs, hd);
+#pragma omp simd
+                for (int64_t j = 0; j < vis; j++) {
+                    float p = rl_expf(pr[j] - l);
+                    pr[j] = p;
+                    dpr[j] = p * (dpr[j] - D) * scale; /* dS, with the score scale folded in */
+                }
+                for (int64_t j = vis; j < nk; j++) pr[j] = dpr[j] = 0.0f;
+            }
+            /* dQ = dS K; dK += dS^T Q; dV += P^T dO */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_q, (int)hd, (int)nk, 1.0f, dP, (int)nk, kg,
+                        (int)ks, 0.0f, dq + sq->q_row * qs + h * hd, (int)qs);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)hd, (int)n_q, 1.0f, dP, (int)nk, qh,
+                        (int)qs, 1.0f, dkg, (int)ks);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)hd, (int)n_q, 1.0f, P, (int)nk, doh,
+                        (int)qs, 1.0f, dvg, (int)ks);
+        }
+    }
+}
+
+void rl_rope_table(float *cos_t, float *sin_t, int64_t n_pos, int64_t head_dim, double theta) {
+    const int64_t half = head_dim / 2;
+    for (int64_t i = 0; i < half; i++) {
+        /* HF computes inv_freq in f32; the product with the position too. */
+        float inv = (float)(1.0 / pow(theta, (double)(2 * i) / (double)head_dim));
+        for (int64_t p = 0; p < n_pos; p++) {
+            float a = (float)p * inv;
+            cos_t[p * half + i] = cosf(a);
+            sin_t[p * half + i] = sinf(a);
+        }
+    }
+}
+
+void rl_rope_apply(float *x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t *pos,
+                   const float *cos_t, const float *sin_t, int inverse, int threads) {
+    const int64_t half = head_dim / 2, stride = n_heads * head_dim;
+    const float sgn = inverse ? -1.0f : 1.0f;
+    threads = clamp_threads(threads);
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows > 64)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *c = cos_t + (int64_t)pos[r] * half, *s = sin_t + (int64_t)pos[r] * half;
+        for (int64_t h = 0; h < n_heads; h++) {
+            float *xh = x + r * stride + h * head_dim;
+            for (int64_t i = 0; i < half; i++) {
+                float a = xh[i], b = xh[i + half], si = sgn * s[i];
+                xh[i] = a * c[i] - b * si;
+                xh[i + half] = b * c[i] + a * si;
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+-- expect: takes 1 input (x), got 2
+local rlfr = require "rlfr"
+local g = rlfr.graph "broken"
+local d = g:regression_data { batch = 4, inputs = 3, outputs = 2 }
+local a = g:silu {} (d.x, d.y)

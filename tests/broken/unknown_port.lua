@@ -1,0 +1,5 @@
+-- expect: has no output 'z' (outputs: x, y)
+local rlfr = require "rlfr"
+local g = rlfr.graph "broken"
+local d = g:regression_data { batch = 4, inputs = 3, outputs = 2 }
+local a = g:silu {} (d.z)

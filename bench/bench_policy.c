@@ -7,13 +7,18 @@
  * of this machine's cblas_sgemm ceiling) plus forward+backward and AdamW
  * times. Generation (*-gen): the `sampler` node in a graph, 8 prompts of 16
  * tokens, 64 new tokens each, temperature 1 (no stop token); prints
- * "rlfr WORKLOAD gen_tokens/s=X". Threads: OMP_NUM_THREADS (OpenBLAS's
+ * "rlfr WORKLOAD gen_tokens/s=X". qwen05b: a random model of Qwen2.5-0.5B
+ * shape saved as bf16 safetensors, loaded back, a forward of 1 x 64 tokens
+ * (f32) and 32 generated tokens from a 16-token prompt with bf16 weights;
+ * prints both rates and the peak resident memory. Threads: OMP_NUM_THREADS (OpenBLAS's
  * OpenMP build shares that pool). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #include <omp.h>
@@ -51,33 +56,37 @@ static double sgemm_ceiling(void) {
 
 /* Prompt source for the generation benchmark. */
 static int32_t gen_prompt[8 * 16], gen_len[8];
+static int gen_B = 8, gen_Tp = 16;
 static const rl_port_spec gsrc_out[] = {{"prompt", RL_I32, 2, 0, 0, ""}, {"len", RL_I32, 1, 0, 0, ""}};
 static int gsrc_infer(rl_node *n, rl_error *err) {
     (void)err;
-    n->out[0].shape = rl_shape2(8, 16);
-    n->out[1].shape = rl_shape1(8);
+    n->out[0].shape = rl_shape2(gen_B, gen_Tp);
+    n->out[1].shape = rl_shape1(gen_B);
     return 0;
 }
 static int gsrc_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     (void)ctx;
     (void)err;
-    memcpy(n->out[0].data, gen_prompt, sizeof gen_prompt);
-    memcpy(n->out[1].data, gen_len, sizeof gen_len);
+    memcpy(n->out[0].data, gen_prompt, (size_t)(gen_B * gen_Tp) * 4);
+    memcpy(n->out[1].data, gen_len, (size_t)gen_B * 4);
     return 0;
 }
 static const rl_node_type t_gsrc = {.name = "bench_prompts", .outputs = gsrc_out, .n_outputs = 2,
                                     .infer = gsrc_infer, .forward = gsrc_forward};
 
-static int bench_generation(rl_qwen2 *m, const char *w, int steps) {
+static int bench_generation(rl_qwen2 *m, const char *w, int steps, int B, int Tp, int max_new, int bf16) {
     rl_error err = {0};
     rl_object *net = rl_qwen2_object(m);
-    for (int i = 0; i < 8 * 16; i++) gen_prompt[i] = (int32_t)((i * 7919 + 13) % m->cfg.vocab);
-    for (int b = 0; b < 8; b++) gen_len[b] = 16;
+    gen_B = B;
+    gen_Tp = Tp;
+    for (int i = 0; i < B * Tp; i++) gen_prompt[i] = (int32_t)((i * 7919 + 13) % m->cfg.vocab);
+    for (int b = 0; b < B; b++) gen_len[b] = Tp;
     rl_graph *g = rl_graph_new("bench-gen");
     rl_opts o;
     rl_opts_init(&o);
     rl_opts_set_object(&o, "net", net);
-    rl_opts_set_int(&o, "max_new", 64);
+    rl_opts_set_int(&o, "max_new", max_new);
+    rl_opts_set_bool(&o, "bf16", bf16);
     rl_node *src = rl_graph_add(g, &t_gsrc, NULL, NULL, NULL, NULL, &err);
     rl_node *smp = src ? rl_graph_add_named(g, "sampler", NULL, NULL, NULL, &o, &err) : NULL;
     rl_opts_free(&o);
@@ -96,10 +105,74 @@ static int bench_generation(rl_qwen2 *m, const char *w, int steps) {
         }
         if (it >= 0) total += now() - t0;
     }
-    printf("rlfr %s threads=%d gen_tokens/s=%.0f\n", w, omp_get_max_threads(), 8.0 * 64.0 * steps / total);
+    printf("rlfr %s threads=%d gen_tokens/s=%.1f\n", w, omp_get_max_threads(), (double)B * max_new * steps / total);
     rl_graph_free(g);
     rl_object_release(net);
     return 0;
+}
+
+static double peak_gib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / (1024.0 * 1024.0);
+}
+
+/* Qwen2.5-0.5B shape: bf16 checkpoint round trip, forward, bf16 generation. */
+static int bench_qwen05b(int steps) {
+    rl_qwen2_config c = {.vocab = 151936, .hidden = 896, .n_layers = 24, .n_heads = 14, .n_kv_heads = 2,
+                         .inter = 4864, .max_pos = 32768, .rope_theta = 1000000.0, .rms_eps = 1e-6, .tie = 1};
+    rl_error err = {0};
+    rl_qwen2 *m = NULL;
+    char dir[] = "/tmp/rlfr_qwen05b_XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    double t0 = now();
+    if (rl_qwen2_new(&c, "qwen05b", 1, &m, &err) || rl_params_finalize(m->params, &err) ||
+        rl_qwen2_save(m, dir, RL_BF16, &err)) {
+        fprintf(stderr, "bench_policy: %s\n", err.msg);
+        return 1;
+    }
+    const size_t numel = m->params->numel;
+    rl_qwen2_free(m);
+    m = NULL;
+    double t1 = now();
+    if (rl_qwen2_load(dir, "qwen05b", &m, &err)) {
+        fprintf(stderr, "bench_policy: %s\n", err.msg);
+        return 1;
+    }
+    double t2 = now();
+    char path[256];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+    printf("rlfr qwen05b params=%zu init+save(bf16)=%.1fs load(bf16)=%.1fs\n", numel, t1 - t0, t2 - t1);
+    /* Forward of 1 x 64 tokens (f32, the teacher-forced path). */
+    const int64_t T = 64;
+    rl_qwen2_run r = {T, 1, T, 16, omp_get_max_threads(), NULL, NULL, NULL};
+    rl_qwen2_ws_bytes wb;
+    if (rl_qwen2_ws_size(&m->cfg, T, 1, T, r.chunk, r.threads, &wb, &err)) return 1;
+    r.saved = rl_malloc_aligned(wb.saved);
+    r.fwd = rl_malloc_aligned(wb.fwd);
+    r.bwd = rl_malloc_aligned(wb.bwd);
+    int32_t tok[64], len = (int32_t)T;
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)((i * 7919 + 13) % c.vocab);
+    double tf = 0;
+    for (int it = -1; it < steps; it++) {
+        double a = now();
+        if (rl_qwen2_pack(m, &r, tok, &len, 1, T, &err) || rl_qwen2_forward(m, &r, &err)) {
+            fprintf(stderr, "bench_policy: %s\n", err.msg);
+            return 1;
+        }
+        if (it >= 0) tf += now() - a;
+    }
+    printf("rlfr qwen05b forward_tokens/s=%.1f\n", (double)T * steps / tf);
+    rl_free_aligned(r.saved);
+    rl_free_aligned(r.fwd);
+    rl_free_aligned(r.bwd);
+    int rc = bench_generation(m, "qwen05b-gen", steps, 1, 16, 32, 1);
+    printf("rlfr qwen05b peak_rss_gib=%.2f\n", peak_gib());
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -114,8 +187,10 @@ int main(int argc, char **argv) {
     } else if (strncmp(w, "small", 5) == 0) {
         c.vocab = 2048, c.hidden = 256, c.n_layers = 6, c.n_heads = 8, c.n_kv_heads = 2, c.inter = 768;
         B = 8, T = 256;
+    } else if (strcmp(w, "qwen05b") == 0) {
+        return bench_qwen05b(steps);
     } else {
-        fprintf(stderr, "bench_policy: unknown workload '%s' (tiny, small, tiny-gen, small-gen)\n", w);
+        fprintf(stderr, "bench_policy: unknown workload '%s' (tiny, small, tiny-gen, small-gen, qwen05b)\n", w);
         return 2;
     }
     if (argc > 4) B = atoi(argv[3]), T = atoi(argv[4]); /* custom batch */
@@ -125,7 +200,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_policy: %s\n", err.msg);
         return 1;
     }
-    if (gen) return bench_generation(m, w, steps);
+    if (gen) return bench_generation(m, w, steps, 8, 16, 64, 0);
     const int threads = omp_get_max_threads();
     rl_qwen2_run r = {B * T, B, T, 0, threads, NULL, NULL, NULL};
     r.chunk = ((int64_t)1 << 21) / c.vocab;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Planner figures for the packaged graphs: arena bytes (rlfr's plan) against
+# the naive allocation (every buffer on its own) and the lower bound (most
+# bytes live at one schedule step). Usage: bench/plan.sh [BUILD_DIR]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$here/build}
+rlfr=$build/rlfr
+graphs=("graphs/examples/regression.lua")
+for g in graphs/flow_offline.lua graphs/sft_text.lua graphs/rlfr_text.lua; do
+  [ -f "$here/$g" ] && graphs+=("$g")
+done
+for g in "${graphs[@]}"; do
+  extra=()
+  case "$g" in graphs/examples/*) ;; *) extra=(--set model=random) ;; esac
+  if ! line=$(cd "$here" && "$rlfr" plan "$g" "${extra[@]}" 2>/dev/null | head -n 1); then
+    echo "skip $g (plan failed)"; continue
+  fi
+  a=$(sed -E 's/.*arena_bytes=([0-9]+).*/\1/' <<<"$line")
+  n=$(sed -E 's/.*naive_bytes=([0-9]+).*/\1/' <<<"$line")
+  l=$(sed -E 's/.*lower_bound_bytes=([0-9]+).*/\1/' <<<"$line")
+  name=$(basename "$g" .lua)
+  awk -v a="$a" -v n="$n" -v l="$l" -v w="$name" 'BEGIN {
+    printf "%s: arena %d B, naive %d B, lower bound %d B, arena/lower bound %.3f\n", w, a, n, l, (l ? a / l : 1)
+    printf "bench plan_%s rlfr=%d reference=%d unit=bytes ratio=%.3f\n", w, a, n, (a ? n / a : 1)
+  }'
+done

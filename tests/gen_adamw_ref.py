@@ -11,12 +11,12 @@ learning rate used. The hyper-parameters are in the metadata as "C.lr", ...
 
 Run: /usr/bin/python3 tests/gen_adamw_ref.py
 """
-import json
 import math
 import os
-import struct
 
 import torch
+
+from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -80,24 +80,6 @@ def run_case(c):
         "norms": torch.tensor(norms, dtype=torch.float32),
         "lrs": torch.tensor(lrs, dtype=torch.float32),
     }
-
-
-def write_safetensors(path, tensors, metadata):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        t = t.contiguous().to(torch.float32)
-        data = struct.pack("<%df" % t.numel(), *t.flatten().tolist())
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
-        blobs.append(data)
-        off += len(data)
-    header["__metadata__"] = metadata
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def main():

@@ -10,9 +10,10 @@ Run: /usr/bin/python3 tests/gen_flow_ref.py
 import json
 import math
 import os
-import struct
 
 import torch
+
+from st_write import write_safetensors
 
 D, W, K, FREQ, EPS, N = 12, 16, 2, 256, 1e-6, 7
 
@@ -71,22 +72,6 @@ def flow(p, x, t, c, tau):
     return linear(p, "final_layer.linear", h)
 
 
-def save(path, tensors, meta):
-    header, blobs, off = {"__metadata__": meta}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
-        blobs.append(data)
-        off += len(data)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
 def main():
     torch.manual_seed(1234)
     p = {}
@@ -130,7 +115,7 @@ def main():
 
     meta = {"config": json.dumps({"dim": D, "width": W, "depth": K, "eps": EPS}), "rows": str(N)}
     out_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref", "flow_ref.safetensors")
-    save(out_path, tensors, meta)
+    write_safetensors(out_path, tensors, meta)
     print(out_path, os.path.getsize(out_path), "bytes")
 
 

@@ -8,11 +8,11 @@ References are computed by autograd in float64 from the float32 inputs, then
 stored as float32, so they are the best f32 answer rather than one particular
 f32 rounding. Run: /usr/bin/python3 tests/gen_kernel_refs.py
 """
-import json
 import os
-import struct
 
 import torch
+
+from st_write import write_safetensors
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref", "kernels.safetensors")
 
@@ -44,6 +44,11 @@ def grads(fn, inputs, names, prefix, dout=None):
     put(f"{prefix}.out", out)
     for n, x in zip(names, xs):
         put(f"{prefix}.d{n}", x.grad)
+
+
+def write(path, ts):
+    n = write_safetensors(path, ts, {"generator": "tests/gen_kernel_refs.py", "torch": torch.__version__})
+    print(f"wrote {path}: {len(ts)} tensors, {n} bytes")
 
 
 def main():
@@ -104,32 +109,6 @@ def main():
           "mse", dout=torch.tensor([0.7]))
 
     write(OUT, tensors)
-
-
-def write(path, ts):
-    header, blobs, off = {}, [], 0
-    for name, t in ts.items():
-        if t.dtype == torch.float32:
-            dt, fmt = "F32", "f"
-        elif t.dtype == torch.int32:
-            dt, fmt = "I32", "i"
-        else:
-            raise SystemExit(f"unsupported dtype {t.dtype} for {name}")
-        vals = t.reshape(-1).tolist()
-        blob = struct.pack(f"<{len(vals)}{fmt}", *vals)
-        header[name] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(blob)]}
-        blobs.append(blob)
-        off += len(blob)
-    header["__metadata__"] = {"generator": "tests/gen_kernel_refs.py", "torch": torch.__version__}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)  # keep the data 8-byte aligned
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    print(f"wrote {path}: {len(ts)} tensors, {8 + len(h) + off} bytes")
 
 
 if __name__ == "__main__":

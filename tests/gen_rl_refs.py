@@ -4,11 +4,11 @@ from float32 inputs; loss gradients by autograd). Regenerate with
     /usr/bin/python3 tests/gen_rl_refs.py
 which rewrites tests/ref/rl_*.safetensors. The formulas follow docs/rl.md;
 they are written here independently of the C code, in plain torch ops."""
-import json
 import os
-import struct
 
 import torch
+
+from st_write import write_safetensors
 
 torch.manual_seed(1234)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -18,24 +18,7 @@ N, G, T = 8, 4, 12
 
 
 def save(name, tensors):
-    """safetensors by hand: u64 header length, JSON header, raw little-endian data."""
-    header, blobs, off = {}, [], 0
-    for k, v in tensors.items():
-        v = v.detach().contiguous()
-        if v.dtype == torch.float64:
-            v = v.float()
-        dt = {torch.float32: "F32", torch.int32: "I32"}[v.dtype]
-        b = v.numpy().astype(v.numpy().dtype.newbyteorder("<")).tobytes()
-        header[k] = {"dtype": dt, "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(os.path.join(OUT, name), "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    write_safetensors(os.path.join(OUT, name), tensors)
 
 
 def f32(x):

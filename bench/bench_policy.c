@@ -149,7 +149,7 @@ static int bench_qwen05b(int steps) {
     printf("rlfr qwen05b params=%zu init+save(bf16)=%.1fs load(bf16)=%.1fs\n", numel, t1 - t0, t2 - t1);
     /* Forward of 1 x 64 tokens (f32, the teacher-forced path). */
     const int64_t T = 64;
-    rl_qwen2_run r = {T, 1, T, 16, omp_get_max_threads(), NULL, NULL, NULL};
+    rl_qwen2_run r = {T, 1, T, T, omp_get_max_threads(), NULL, NULL, NULL};
     rl_qwen2_ws_bytes wb;
     if (rl_qwen2_ws_size(&m->cfg, T, 1, T, r.chunk, r.threads, &wb, &err)) return 1;
     r.saved = rl_malloc_aligned(wb.saved);

@@ -4,9 +4,16 @@
 #   training step (forward, NLL, backward, AdamW): tiny, small  (unit tokens/s)
 #   generation with a KV cache, 8 prompts x 16 tokens, 64 new:  tiny-gen, small-gen
 # PyTorch is compared in its best setting here, torch.set_num_threads(1)
-# (its 2-thread figure is printed too). rlfr runs with 2 OpenMP threads
-# (OpenBLAS's OpenMP build shares that pool); its 1-thread figure is printed too.
-#   bash bench/policy.sh [BUILD_DIR] [STEPS]
+# (its 2-thread figures are printed too). rlfr runs with 2 OpenMP threads
+# (OpenBLAS's OpenMP build shares that pool); its figures with
+# OMP_WAIT_POLICY=passive and with 1 thread are printed too: on a shared
+# 2-core machine a thread spinning at a barrier while its partner is
+# descheduled can cost 2-6x, for rlfr and PyTorch alike, so compare runs
+# made at the same time only.
+# With a third argument "big" it also runs the Qwen2.5-0.5B shape (random
+# weights saved and loaded as bf16 safetensors; f32 forward of 1 x 64 tokens,
+# 32 generated tokens with bf16 weights; ~3 minutes, ~5 GiB).
+#   bash bench/policy.sh [BUILD_DIR] [STEPS] [big]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -20,18 +27,29 @@ for w in tiny small tiny-gen small-gen; do
     key=tokens/s
     case $w in *-gen) key=gen_tokens/s ;; esac
     r2=$(OMP_NUM_THREADS=2 "$bin" "$w" "$steps" | tail -1); echo "$r2"
+    r2p=$(OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 "$bin" "$w" "$steps" | tail -1); echo "$r2p (passive)"
     r1=$(OMP_NUM_THREADS=1 "$bin" "$w" "$steps" | tail -1); echo "$r1"
     t1=$(/usr/bin/python3 "$here/policy_torch.py" "$w" "$steps" 1); echo "$t1"
-    t2=$(/usr/bin/python3 "$here/policy_torch.py" "$w" "$steps" 2); echo "$t2"
-    x=$(field "$r2" "$key"); x1=$(field "$r1" "$key"); y=$(field "$t1" "$key"); y2=$(field "$t2" "$key")
-    echo "policy $w: rlfr(2 threads)/torch(1 thread) = $(ratio "$x" "$y"), rlfr(1)/torch(1) = $(ratio "$x1" "$y")," \
-         "torch(2)/torch(1) = $(ratio "$y2" "$y")"
+    t2=$(/usr/bin/python3 "$here/policy_torch.py" "$w" "$steps" 2); echo "$t2 (spinning)"
+    t2p=$(OMP_WAIT_POLICY=passive /usr/bin/python3 "$here/policy_torch.py" "$w" "$steps" 2); echo "$t2p (passive)"
+    x=$(field "$r2" "$key"); x2p=$(field "$r2p" "$key"); x1=$(field "$r1" "$key")
+    y=$(field "$t1" "$key"); y2=$(field "$t2" "$key"); y2p=$(field "$t2p" "$key")
+    echo "policy $w: rlfr(2 threads)/torch(1 thread) = $(ratio "$x" "$y"), rlfr(2, passive)/torch(1) = $(ratio "$x2p" "$y")," \
+         "rlfr(1)/torch(1) = $(ratio "$x1" "$y"), torch(2)/torch(1) = $(ratio "$y2" "$y"), torch(2, passive)/torch(1) = $(ratio "$y2p" "$y")"
     case $w in small) echo "policy small: fraction of the sgemm ceiling = $(field "$r2" fraction) (2 threads)," \
-                           "$(field "$r1" fraction) (1 thread)";; esac
+                           "$(field "$r1" fraction) (1 thread); the ceiling is measured in the same run";; esac
     unit=tokens/s
     [ "$key" = gen_tokens/s ] && unit=generated_tokens/s
     name=policy_train_$w
     case $w in *-gen) name=policy_gen_${w%-gen} ;; esac
     lines+=("bench $name rlfr=$x reference=$y unit=$unit ratio=$(ratio "$x" "$y")")
 done
+if [ "${3:-}" = big ]; then
+    r=$(OMP_NUM_THREADS=2 "$bin" qwen05b 1); echo "$r"
+    t=$(/usr/bin/python3 "$here/policy_torch.py" qwen05b 1 1); echo "$t"
+    xf=$(field "$(echo "$r" | grep forward_)" forward_tokens/s); yf=$(field "$(echo "$t" | grep forward_)" forward_tokens/s)
+    xg=$(field "$(echo "$r" | grep gen_)" gen_tokens/s); yg=$(field "$(echo "$t" | grep gen_)" gen_tokens/s)
+    lines+=("bench policy_forward_qwen05b rlfr=$xf reference=$yf unit=tokens/s ratio=$(ratio "$xf" "$yf")")
+    lines+=("bench policy_gen_qwen05b rlfr=$xg reference=$yg unit=generated_tokens/s ratio=$(ratio "$xg" "$yg")")
+fi
 for l in "${lines[@]}"; do echo "$l"; done

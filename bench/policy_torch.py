@@ -20,6 +20,8 @@ import torch.nn.functional as F
 CONFIGS = {
     "tiny": dict(vocab=512, d=128, layers=4, heads=4, kv=2, inter=384, B=16, T=128),
     "small": dict(vocab=2048, d=256, layers=6, heads=8, kv=2, inter=768, B=8, T=256),
+    # Qwen2.5-0.5B shape (tied head), forward of 1 x 64 tokens and generation
+    "qwen05b": dict(vocab=151936, d=896, layers=24, heads=14, kv=2, inter=4864, B=1, T=64, theta=1e6, tie=True),
 }
 
 
@@ -86,7 +88,9 @@ class Model(nn.Module):
         self.blocks = nn.ModuleList([Block(c) for _ in range(c["layers"])])
         self.norm = RMSNorm(c["d"])
         self.head = nn.Linear(c["d"], c["vocab"], bias=False)
-        cos, sin = rope_tables(max(c["T"], 128), c["d"] // c["heads"])
+        if c.get("tie"):
+            self.head.weight = self.embed.weight
+        cos, sin = rope_tables(max(c["T"], 128), c["d"] // c["heads"], c.get("theta", 10000.0))
         self.register_buffer("cos", cos)
         self.register_buffer("sin", sin)
         self.register_buffer("mask", torch.full((c["T"], c["T"]), float("-inf")).triu(1))
@@ -131,6 +135,22 @@ def main():
     torch.manual_seed(0)
     c = CONFIGS[w.replace("-gen", "")]
     model = Model(c)
+    if w == "qwen05b":
+        ids = torch.randint(0, c["vocab"], (1, 64))
+        with torch.no_grad():
+            model(ids)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                model(ids)
+            fwd = 64 * steps / (time.perf_counter() - t0)
+        prompts = torch.randint(0, c["vocab"], (1, 16))
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            generate(model, prompts, 32)
+        gen = 32 * steps / (time.perf_counter() - t0)
+        print("torch qwen05b threads=%d forward_tokens/s=%.1f" % (threads, fwd))
+        print("torch qwen05b-gen threads=%d gen_tokens/s=%.1f" % (threads, gen))
+        return
     if w.endswith("-gen"):
         prompts = torch.randint(0, c["vocab"], (8, 16))
         generate(model, prompts, 64)  # warm-up

@@ -22,6 +22,7 @@ int rlfr_cmd_help(int argc, char **argv);    /* dsl/cmd_nodes.c */
 /* Added by their owners: */
 int rlfr_cmd_tokenize(int argc, char **argv); /* dsl/cmd_tokenize.c */
 int rlfr_cmd_verify(int argc, char **argv);   /* dsl/cmd_verify.c */
+int rlfr_cmd_shapes(int argc, char **argv);   /* dsl/cmd_shapes.c */
 
 /* Prints a one-line usage error ("error: MSG (try 'rlfr --help')") and returns 2. */
 int rlfr_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -44,5 +45,8 @@ extern const rlfr_module rlfr_modules[];
 int rlfr_open_core(struct lua_State *L);      /* dsl/lua_core.c: graph, params, registry */
 /* Added by their owners, e.g.: int rlfr_open_tokenizer(struct lua_State *L); */
 int rlfr_open_tokenizer(struct lua_State *L);   /* dsl/lua_tokenizer.c */
+int rlfr_open_models(struct lua_State *L);      /* dsl/lua_models.c: bundles, new_policy, new_flow */
+int rlfr_open_ckpt(struct lua_State *L);        /* dsl/lua_ckpt.c: checkpoints for rlfr.train */
+int rlfr_open_vision(struct lua_State *L);      /* dsl/lua_vision.c: rlfr.new_vit / save_vit / load_vit */
 
 #endif

@@ -24,6 +24,8 @@ static graph_box *check_graph(lua_State *L, int idx) {
     return b;
 }
 
+rl_graph *rlfr_check_graph(lua_State *L, int idx) { return check_graph(L, idx)->g; }
+
 static rl_node *check_node(lua_State *L, graph_box *b, int idx) {
     lua_Integer id = luaL_checkinteger(L, idx);
     rl_node *n = NULL;

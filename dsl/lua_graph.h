@@ -8,4 +8,9 @@
  * print_plan, node_info, find to the table on top of the stack. */
 void rlfr_graph_register(lua_State *L);
 
+/* The rl_graph behind a graph value (core.graph_new); raises if idx is not one
+ * or the graph was freed. For other binding modules (dsl/lua_ckpt.c). */
+struct rl_graph;
+struct rl_graph *rlfr_check_graph(lua_State *L, int idx);
+
 #endif

@@ -16,6 +16,7 @@ static const rlfr_command commands[] = {
      "encode text to token ids (or decode, or train a BPE tokenizer)"},
     {"verify", rlfr_cmd_verify, "verify GOLD [GOLD...] [--partial X] [--truncated] [--format vision] < response",
      "reward and reason of a response (stdin) against a gold answer"},
+    {"shapes", rlfr_cmd_shapes, "shapes --out DIR [--n N] [--split train|test] [--start I] [--seed S]", "write samples of the shapes task as PNG + JSONL"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -7,5 +7,8 @@
 const rlfr_module rlfr_modules[] = {
     {"core", rlfr_open_core},
     {"tokenizer", rlfr_open_tokenizer},
+    {"models", rlfr_open_models},
+    {"ckpt", rlfr_open_ckpt},
+    {"vision", rlfr_open_vision},
     {NULL, NULL},
 };

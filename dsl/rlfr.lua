@@ -526,7 +526,41 @@ local function check_phases(phases)
   return out
 end
 
-local train_keys = { "steps", "phases", "out", "log_every", "eval_every", "eval", "metrics", "unplanned" }
+local train_keys = { "steps", "phases", "out", "log_every", "eval_every", "eval", "metrics", "unplanned",
+                     "checkpoint_every", "resume", "keep" }
+
+-- ---------------------------------------------------------------- checkpoints
+-- rlfr.train's checkpoint/resume (docs/checkpoints.md). The C half (dsl/lua_ckpt.c)
+-- writes parameter sets, node state and trainer.json into RUN/ckpt-XXXXXXXX/
+-- crash-safely; this half decides what the trainer state is.
+
+-- Keeps the first `n` lines of the run's metrics.jsonl (the steps a checkpoint
+-- covers), replacing the file by rename so a kill during resume loses nothing.
+local function truncate_metrics(path, n)
+  local f = io.open(path, "rb")
+  if not f then
+    if n == 0 then return end
+    fail("rlfr.train: resume: %s is missing (the checkpoint covers %d steps)", path, n)
+  end
+  local lines = {}
+  for line in f:lines("L") do
+    if #lines == n then break end
+    if line:sub(-1) ~= "\n" then break end -- a torn last line is not a step
+    lines[#lines + 1] = line
+  end
+  f:close()
+  if #lines < n then
+    fail("rlfr.train: resume: %s has %d complete lines, the checkpoint covers %d steps", path, #lines, n)
+  end
+  local tmp = path .. ".tmp"
+  local w, err = io.open(tmp, "wb")
+  if not w then fail("rlfr.train: cannot write %s: %s", tmp, err) end
+  w:write(table.concat(lines))
+  w:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then fail("rlfr.train: cannot replace %s: %s", path, rerr) end
+end
+
 
 -- A metric that is NaN or infinite stops the run, naming the node that wrote it.
 local function bad_metric(g, key, node_label, v, step)
@@ -561,6 +595,13 @@ function rlfr.train(g, o)
   if o.eval ~= nil and type(o.eval) ~= "function" then fail("rlfr.train: 'eval' must be a function(step)") end
   if o.metrics ~= nil and type(o.metrics) ~= "table" then fail("rlfr.train: 'metrics' must be a list of metric names") end
   if o.out ~= nil and type(o.out) ~= "string" then fail("rlfr.train: 'out' must be a directory name") end
+  local ckpt_every = o.checkpoint_every
+  if ckpt_every ~= nil and (math.type(ckpt_every) ~= "integer" or ckpt_every < 1) then
+    fail("rlfr.train: 'checkpoint_every' must be a positive integer")
+  end
+  if o.resume ~= nil and type(o.resume) ~= "boolean" then fail("rlfr.train: 'resume' must be a boolean") end
+  local keep = o.keep or 2
+  if math.type(keep) ~= "integer" or keep < 1 then fail("rlfr.train: 'keep' must be a positive integer") end
 
   g:compile { unplanned = o.unplanned }
   trained = true
@@ -573,16 +614,59 @@ function rlfr.train(g, o)
   local ok, err = core.mkdir_p(out)
   if not ok then fail("rlfr.train: %s", err) end
   local path = out .. "/metrics.jsonl"
-  local file, ferr = io.open(path, "w")
+
+  -- Resume from the newest complete checkpoint of `out`, unless told not to.
+  -- `first`/`last` are {keys = ordered names, values = {name = value}}.
+  local start, wall0, first, last = 0, 0.0, nil, nil
+  local ck_dir = nil
+  if o.resume ~= false then ck_dir = rlfr._ckpt_latest(out) end
+  if ck_dir then
+    local tr = rlfr._ckpt_load(g._c, ck_dir)
+    if tr.graph ~= g.name then
+      fail("rlfr.train: resume: %s was made by graph '%s', not '%s' (use another out, or resume = false)",
+           ck_dir, tostring(tr.graph), g.name)
+    end
+    if tr.seed ~= args.seed then
+      fail("rlfr.train: resume: %s was made with --seed %s, this run has --seed %d (resume = false starts over)",
+           ck_dir, tostring(tr.seed), args.seed)
+    end
+    if math.type(tr.step) ~= "integer" or tr.step < 0 then
+      fail("rlfr.train: resume: %s/trainer.json: bad step", ck_dir)
+    end
+    start, wall0, first, last = tr.step, tonumber(tr.wall) or 0.0, tr.first, tr.last
+    truncate_metrics(path, start)
+    io.stderr:write(fmt("rlfr.train: resuming '%s' from %s (step %d of %d)\n", g.name, ck_dir, start, steps))
+  elseif ckpt_every or o.resume == false then
+    -- A fresh run must never later resume from (or prune against) an older
+    -- run's checkpoints left in the same directory.
+    rlfr._ckpt_clear(out)
+  end
+  local file, ferr = io.open(path, start > 0 and "ab" or "wb")
   if not file then fail("rlfr.train: cannot write %s: %s", path, ferr) end
   file:setvbuf("line") -- every finished step is on disk, even if the run dies later
+
+  local function record_json(r)
+    if not r then return "null" end
+    local k = {}
+    for i, key in ipairs(r.keys) do k[i] = json_string(key) end
+    return "{\"keys\":[" .. table.concat(k, ",") .. "],\"values\":" .. json_line(r.keys, r.values):sub(1, -2) .. "}"
+  end
+  local function save_checkpoint(step, wall)
+    local keys = { "step", "seed", "graph", "steps", "threads", "wall", "first", "last" }
+    local rec = { step = step, seed = args.seed, graph = g.name, steps = steps, threads = args.threads, wall = wall }
+    local parts = {}
+    for i, k in ipairs(keys) do
+      local v = (k == "first" or k == "last") and record_json(k == "first" and first or last) or json_value(rec[k])
+      parts[i] = json_string(k) .. ":" .. v
+    end
+    rlfr._ckpt_save(g._c, out, step, keep, "{" .. table.concat(parts, ",") .. "}\n")
+  end
 
   local tty = core.isatty(1)
   local t0 = core.clock()
   local last_draw = -1
-  local first, last
-  local seen_keys = {}
-  for step = 1, steps do
+  local kill_at = rlfr._ckpt_kill_step() -- test hook (tests/test_resume.sh)
+  for step = start + 1, steps do
     local reset = true
     if phases then
       for _, p in ipairs(phases) do
@@ -596,8 +680,10 @@ function rlfr.train(g, o)
     end
     g._ran = true
     local keys, values, nodes = core.metrics(g._c)
+    -- `wall` (and any key starting with "time") is wall-clock: the only
+    -- fields that differ between a resumed run and an uninterrupted one.
     local rec_keys = { "step", "wall" }
-    local rec = { step = step, wall = core.clock() - t0 }
+    local rec = { step = step, wall = wall0 + core.clock() - t0 }
     local bad
     for _, k in ipairs(keys) do
       rec_keys[#rec_keys + 1] = k
@@ -607,7 +693,12 @@ function rlfr.train(g, o)
     if o.eval and ((eval_every and step % eval_every == 0) or step == steps) then
       local em = o.eval(step)
       if em ~= nil and type(em) ~= "table" then fail("rlfr.train: eval(step) must return a table of metrics") end
-      for k, v in pairs(em or {}) do
+      -- Sorted, so the line is the same in every run (pairs order is not).
+      local ek = {}
+      for k in pairs(em or {}) do ek[#ek + 1] = k end
+      table.sort(ek)
+      for _, k in ipairs(ek) do
+        local v = em[k]
         if rec[k] == nil then rec_keys[#rec_keys + 1] = k end
         rec[k] = v
         if not bad and type(v) == "number" and not finite(v) then bad = k end
@@ -619,9 +710,12 @@ function rlfr.train(g, o)
       if tty then io.stdout:write("\n") end
       bad_metric(g, bad, nodes[bad], rec[bad], step)
     end
-    for _, k in ipairs(rec_keys) do seen_keys[k] = true end
-    first = first or rec
-    last = rec
+    last = { keys = rec_keys, values = rec }
+    first = first or last
+    -- After the step's metrics line, so a checkpoint never covers a step the
+    -- metrics file lacks.
+    if ckpt_every and (step % ckpt_every == 0 or step == steps) then save_checkpoint(step, rec.wall) end
+    if step == kill_at then rlfr._ckpt_kill() end
 
     local show = o.metrics
     if not show then
@@ -629,7 +723,7 @@ function rlfr.train(g, o)
       for i = 3, math.min(#rec_keys, 5) do show[#show + 1] = rec_keys[i] end
     end
     local elapsed = core.clock() - t0
-    local rate = step / math.max(elapsed, 1e-9)
+    local rate = (step - start) / math.max(elapsed, 1e-9)
     local eta = (steps - step) / rate
     if tty then
       if elapsed - last_draw >= 0.1 or step == steps then
@@ -647,11 +741,12 @@ function rlfr.train(g, o)
       io.stdout:flush()
     end
   end
-  if tty and steps > 0 then io.stdout:write("\n") end
+  if tty and steps > start then io.stdout:write("\n") end
   file:close()
   return {
     steps = steps, seconds = core.clock() - t0, out = out, metrics_file = path,
-    first = first or {}, last = last or {},
+    first = first and first.values or {}, last = last and last.values or {},
+    resumed_from = start > 0 and start or nil,
   }
 end
 

@@ -53,6 +53,8 @@ typedef struct rl_qwen2 {
     rl_params *params;             /* owned */
     size_t off_embed, off_norm, off_head; /* off_head == off_embed when tied */
     rl_qwen2_layer_off *layer;     /* [n_layers] */
+    uint16_t *bf16;                /* optional bf16 copy of params->data (same offsets) for
+                                      decoding; NULL until rl_qwen2_bf16_weights */
 } rl_qwen2;
 
 /* Declares every tensor (HF names; init as HF: normal(0, 0.02) matrices,
@@ -72,6 +74,13 @@ int rl_qwen2_load_weights(rl_qwen2 *m, const char *dir, rl_error *err);
 int rl_qwen2_load(const char *dir, const char *params_name, rl_qwen2 **out, rl_error *err);
 /* Writes dir/config.json and dir/model.safetensors (dtype RL_F32 or RL_BF16). */
 int rl_qwen2_save(const rl_qwen2 *m, const char *dir, rl_dtype dtype, rl_error *err);
+
+/* Creates (once) and refreshes the bf16 copy of the weights that
+ * rl_qwen2_decode then reads instead of the f32 ones (half the memory traffic
+ * per generated token). Call again after the f32 weights change. */
+int rl_qwen2_bf16_weights(rl_qwen2 *m, rl_error *err);
+/* Drops the bf16 copy: decoding reads the f32 weights again. */
+void rl_qwen2_bf16_drop(rl_qwen2 *m);
 
 /* Tapped layers for fractions p: j = round(p*N) (halves to even), j = N -> N-1.
  * Fractions outside (0, 1] are an error. Writes n layer indices (0-based block). */
@@ -135,13 +144,14 @@ size_t rl_qwen2_decode_floats(const rl_qwen2_config *c, int64_t max_rows, int64_
  * sequence at positions pos0.. through the model with a KV cache:
  * kcache/vcache are [n_layers, cache_rows, n_kv_heads*head_dim]; the new
  * keys/values go to rows k_row+pos0+i and queries attend to rows
- * k_row .. k_row+pos0+i. Writes the logits of each sequence's last new token
+ * k_row .. k_row+pos0+i. bf16 = 1 reads the bf16 weight copy (matrices and
+ * embedding; norms and biases stay f32). Writes the logits of each sequence's last new token
  * to logits [n_seqs, vocab]. rope_cos/sin: rl_rope_table for max_keys
  * positions. ws: rl_qwen2_decode_floats(...) floats. */
 int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cache_rows, const int32_t *tokens,
                     const rl_attn_seq *seqs, int64_t n_seqs, int64_t max_rows, int64_t max_q, int64_t max_keys,
-                    const float *rope_cos, const float *rope_sin, int threads, float *ws, float *logits,
-                    rl_error *err);
+                    const float *rope_cos, const float *rope_sin, int bf16, int threads, float *ws,
+                    float *logits, rl_error *err);
 
 /* ---- building blocks ---------------------------------------------------- */
 

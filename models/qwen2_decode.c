@@ -52,24 +52,45 @@ size_t rl_qwen2_decode_floats(const rl_qwen2_config *c, int64_t max_rows, int64_
     return total;
 }
 
-/* y[M,out] = beta*y + x W^T (+ b). For a few rows (decoding) a GEMM spends
- * more time packing W than multiplying, so W is streamed once instead: each
- * thread takes a block of outputs and dots it with every row. */
-static void linear(const float *x, const float *W, const float *b, float *y, int64_t M, int64_t out, int64_t in,
-                   float beta, int threads) {
-    if (M <= 16) {
+/* y[M,out] = beta*y + x W^T (+ b), W f32 or (Wh != NULL) bf16. For a few
+ * rows (decoding) a GEMM spends more time packing W than multiplying, so W is
+ * streamed once per block of 16 rows instead: each thread takes a range of
+ * outputs and dots each weight row with every input row of the block. */
+static void linear_rows(const float *x, const float *W, const uint16_t *Wh, const float *b, float *y, int64_t M,
+                        int64_t out, int64_t in, float beta, int threads) {
+    for (int64_t r0 = 0; r0 < M; r0 += 16) {
+        const int64_t rb = M - r0 < 16 ? M - r0 : 16;
 #pragma omp parallel for num_threads(threads) schedule(static) if (out * in > 32768)
         for (int64_t j = 0; j < out; j++) {
-            const float *wj = W + j * in;
-            for (int64_t r = 0; r < M; r++) {
+            for (int64_t r = r0; r < r0 + rb; r++) {
                 const float *xr = x + r * in;
                 float acc = 0;
+                if (Wh) {
+                    const uint16_t *wj = Wh + j * in;
 #pragma omp simd reduction(+ : acc)
-                for (int64_t i = 0; i < in; i++) acc += xr[i] * wj[i];
+                    for (int64_t i = 0; i < in; i++) {
+                        uint32_t u = (uint32_t)wj[i] << 16;
+                        float w;
+                        memcpy(&w, &u, sizeof w);
+                        acc += xr[i] * w;
+                    }
+                } else {
+                    const float *wj = W + j * in;
+#pragma omp simd reduction(+ : acc)
+                    for (int64_t i = 0; i < in; i++) acc += xr[i] * wj[i];
+                }
                 if (b) acc += b[j];
                 y[r * out + j] = beta == 0.0f ? acc : y[r * out + j] + acc;
             }
         }
+    }
+}
+
+static void linear(const rl_qwen2 *m, int bf16, const float *x, size_t w_off, const float *b, float *y, int64_t M,
+                   int64_t out, int64_t in, float beta, int threads) {
+    const float *W = m->params->data + w_off;
+    if (M <= 16 || bf16) {
+        linear_rows(x, W, bf16 ? m->bf16 + w_off : NULL, b, y, M, out, in, beta, threads);
         return;
     }
     if (b) {
@@ -88,13 +109,14 @@ static void linear(const float *x, const float *W, const float *b, float *y, int
 
 int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cache_rows, const int32_t *tokens,
                     const rl_attn_seq *seqs, int64_t n_seqs, int64_t max_rows, int64_t max_q, int64_t max_keys,
-                    const float *rope_cos, const float *rope_sin, int threads, float *ws, float *logits,
-                    rl_error *err) {
+                    const float *rope_cos, const float *rope_sin, int bf16, int threads, float *ws,
+                    float *logits, rl_error *err) {
     const rl_qwen2_config *c = &m->cfg;
     const int64_t d = c->hidden, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
     const int64_t Fi = c->inter, V = c->vocab;
     const float *P = m->params->data, eps = (float)c->rms_eps;
     if (!P) return rl_fail(err, "qwen2: parameters are not allocated");
+    if (bf16 && !m->bf16) return rl_fail(err, "qwen2 decode: no bf16 weight copy (rl_qwen2_bf16_weights)");
     dec_ws w;
     size_t total;
     if (layout(c, max_rows, n_seqs, max_q, max_keys, threads, ws, &w, &total))
@@ -120,15 +142,20 @@ int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cac
         if (R > max_rows) return rl_fail(err, "qwen2 decode: more than %lld rows", (long long)max_rows);
     }
     const float *E = P + m->off_embed;
-    for (int64_t r = 0; r < R; r++) memcpy(w.x + r * d, E + (int64_t)tokens[r] * d, (size_t)d * sizeof(float));
+    for (int64_t r = 0; r < R; r++) {
+        if (bf16)
+            rl_bf16_to_f32_n(m->bf16 + m->off_embed + (size_t)tokens[r] * (size_t)d, w.x + r * d, (size_t)d);
+        else
+            memcpy(w.x + r * d, E + (int64_t)tokens[r] * d, (size_t)d * sizeof(float));
+    }
     const rl_attn_dims dims = {c->n_heads, c->n_kv_heads, c->head_dim};
     for (int64_t l = 0; l < c->n_layers; l++) {
         const rl_qwen2_layer_off *o = &m->layer[l];
         float *kc = kcache + l * cache_rows * kd, *vc = vcache + l * cache_rows * kd;
         rl_qwen2_rmsnorm(w.x, P + o->ln1, w.n, NULL, R, d, eps);
-        linear(w.n, P + o->wq, P + o->bq, w.q, R, qd, d, 0.0f, nt);
-        linear(w.n, P + o->wk, P + o->bk, w.k, R, kd, d, 0.0f, nt);
-        linear(w.n, P + o->wv, P + o->bv, w.v, R, kd, d, 0.0f, nt);
+        linear(m, bf16, w.n, o->wq, P + o->bq, w.q, R, qd, d, 0.0f, nt);
+        linear(m, bf16, w.n, o->wk, P + o->bk, w.k, R, kd, d, 0.0f, nt);
+        linear(m, bf16, w.n, o->wv, P + o->bv, w.v, R, kd, d, 0.0f, nt);
         rl_rope_apply(w.q, R, c->n_heads, c->head_dim, w.pos, rope_cos, rope_sin, 0, nt);
         rl_rope_apply(w.k, R, c->n_kv_heads, c->head_dim, w.pos, rope_cos, rope_sin, 0, nt);
         for (int64_t s = 0; s < n_seqs; s++) {
@@ -138,16 +165,16 @@ int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cac
             memcpy(vc + (sq->k_row + sq->pos0) * kd, w.v + sq->q_row * kd, bytes);
         }
         rl_attn_forward(w.q, kc, vc, w.o, NULL, seqs, n_seqs, dims, max_q, max_keys, w.attn, nt);
-        linear(w.o, P + o->wo, NULL, w.x, R, d, qd, 1.0f, nt);
+        linear(m, bf16, w.o, o->wo, NULL, w.x, R, d, qd, 1.0f, nt);
         rl_qwen2_rmsnorm(w.x, P + o->ln2, w.n, NULL, R, d, eps);
-        linear(w.n, P + o->wg, NULL, w.g, R, Fi, d, 0.0f, nt);
-        linear(w.n, P + o->wu, NULL, w.u, R, Fi, d, 0.0f, nt);
+        linear(m, bf16, w.n, o->wg, NULL, w.g, R, Fi, d, 0.0f, nt);
+        linear(m, bf16, w.n, o->wu, NULL, w.u, R, Fi, d, 0.0f, nt);
         rl_swiglu_forward(w.g, w.u, w.g, R * Fi, nt);
-        linear(w.g, P + o->wd, NULL, w.x, R, d, Fi, 1.0f, nt);
+        linear(m, bf16, w.g, o->wd, NULL, w.x, R, d, Fi, 1.0f, nt);
     }
     for (int64_t s = 0; s < n_seqs; s++)
         memcpy(w.last + s * d, w.x + (seqs[s].q_row + seqs[s].n_q - 1) * d, (size_t)d * sizeof(float));
     rl_qwen2_rmsnorm(w.last, P + m->off_norm, w.n, NULL, n_seqs, d, eps);
-    linear(w.n, P + m->off_head, NULL, logits, n_seqs, V, d, 0.0f, nt);
+    linear(m, bf16, w.n, m->off_head, NULL, logits, n_seqs, V, d, 0.0f, nt);
     return 0;
 }

@@ -41,7 +41,7 @@ static const rl_option_spec policy_options[] = {
     {"net", RL_VAL_OBJECT, NULL, "the Qwen2 model", "qwen2"},
     {"tap_layers", RL_VAL_NUMBERS, "", "fractions p in (0, 1]: block j = round(p*N) (N -> N-1) for 'hidden'",
      NULL},
-    {"chunk", RL_VAL_INT, "0", "rows per LM-head chunk (0: about 8 MB of logits)", NULL},
+    {"chunk", RL_VAL_INT, "0", "rows per LM-head chunk (0: about 32 MB of logits)", NULL},
 };
 
 static int policy_init(rl_node *n, rl_error *err) {
@@ -82,7 +82,7 @@ static int policy_infer(rl_node *n, rl_error *err) {
         return rl_node_fail(n, err, "batch [%lld, %lld] is too large", (long long)B, (long long)T);
     int64_t chunk = rl_node_opt_int(n, "chunk");
     if (chunk == 0) {
-        chunk = ((int64_t)1 << 21) / c->vocab;
+        chunk = ((int64_t)1 << 23) / c->vocab; /* 32 MB of logits: 55 rows at a 152K vocabulary */
         if (chunk < 8) chunk = 8;
     }
     if (chunk > rows) chunk = rows;

@@ -30,7 +30,7 @@ typedef struct sampler_state {
     rl_qwen2 *m;
     int64_t G, max_new, top_k;
     double temperature, top_p;
-    int greedy;
+    int greedy, bf16;
     int n_stop;
     int32_t *stop;
     int64_t B, Tp, L, S, max_rows;
@@ -63,6 +63,7 @@ static const rl_option_spec sampler_options[] = {
     {"stop", RL_VAL_NUMBERS, "", "stop token ids (kept in the response)", NULL},
     {"greedy", RL_VAL_BOOL, "false", "argmax decoding (evaluation)", NULL},
     {"seed", RL_VAL_INT, "0", "added to the run seed for this node's streams", NULL},
+    {"bf16", RL_VAL_BOOL, "false", "decode with a bf16 copy of the weights (refreshed every run)", NULL},
 };
 
 static int sampler_init(rl_node *n, rl_error *err) {
@@ -78,6 +79,7 @@ static int sampler_init(rl_node *n, rl_error *err) {
     s->temperature = rl_node_opt_number(n, "temperature");
     s->top_p = rl_node_opt_number(n, "top_p");
     s->greedy = rl_node_opt_bool(n, "greedy") || s->temperature == 0.0;
+    s->bf16 = rl_node_opt_bool(n, "bf16");
     if (s->G < 1 || s->G > 65536) return rl_node_fail(n, err, "option 'group' must be in [1, 65536]");
     if (s->max_new < 1) return rl_node_fail(n, err, "option 'max_new' must be at least 1");
     if (!(s->temperature >= 0) || !isfinite(s->temperature))
@@ -253,6 +255,10 @@ static int sampler_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
                             (long long)Tp, (long long)s->B, (long long)s->Tp);
     const int32_t *prompt = rl_i32(&n->in[0]), *plen = rl_i32(&n->in[1]);
     const int32_t *pid = n->in[2].data ? rl_i32(&n->in[2]) : NULL;
+    rl_error e = {0};
+    /* The f32 weights may have changed since the last run (training): the
+       bf16 copy is refreshed each time (allocated on the first run only). */
+    if (s->bf16 && rl_qwen2_bf16_weights(s->m, &e)) return rl_node_fail(n, err, "%s", e.msg);
     sampler_ws w;
     carve(s, n->ws[s->ws].data, &w);
     rl_rope_table(w.cos_t, w.sin_t, L, c->head_dim, c->rope_theta);
@@ -273,9 +279,8 @@ static int sampler_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
         w.seqs[b] = (rl_attn_seq){rows, len, b * G * L, 0};
         rows += len;
     }
-    rl_error e = {0};
     if (rl_qwen2_decode(s->m, w.kc, w.vc, s->S * L, w.toks, w.seqs, B, s->max_rows, s->Tp, L, w.cos_t, w.sin_t,
-                        s->threads, w.dec, w.logits, &e))
+                        s->bf16, s->threads, w.dec, w.logits, &e))
         return rl_node_fail(n, err, "%s", e.msg);
     /* Fan out: cache rows and next-token logits of prompt b go to its G slots
        (descending, so rows not yet copied are never overwritten). */
@@ -338,7 +343,7 @@ static int sampler_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
         }
         if (n_next == 0) break;
         if (rl_qwen2_decode(s->m, w.kc, w.vc, s->S * L, w.toks, w.seqs, n_next, s->max_rows, s->Tp, L, w.cos_t,
-                            w.sin_t, s->threads, w.dec, w.logits, &e))
+                            w.sin_t, s->bf16, s->threads, w.dec, w.logits, &e))
             return rl_node_fail(n, err, "%s", e.msg);
         memcpy(w.act, w.next, (size_t)n_next * sizeof(int32_t));
         n_act = n_next;
@@ -366,7 +371,7 @@ const rl_node_type rl_node_sampler = {
     .outputs = sampler_outputs,
     .n_outputs = 6,
     .options = sampler_options,
-    .n_options = 9,
+    .n_options = 10,
     .init = sampler_init,
     .infer = sampler_infer,
     .forward = sampler_forward,

@@ -1,7 +1,9 @@
 /* tokenize / detokenize: text rows <-> token ids with a tokenizer object
  * (runtime/tokenizer.h). tokenize renders each row through the prompt template
  * (ChatML "chat" with a system prompt, or "plain") and right-pads with the pad
- * id; detokenize decodes [start, length) of each row for the verifier.
+ * id; detokenize decodes [start, length) of each row for the verifier;
+ * tokenize_pair builds teacher-forced sequences (prompt as tokenize encodes
+ * it, then a response and an end token) with a response mask.
  *
  * No allocation in forward: init/infer size the tokenizer's scratch for the
  * longest row (rl_tokenizer_reserve) and this node's own buffers; the
@@ -77,8 +79,12 @@ static int tk_infer(rl_node *n, rl_error *err) {
         s->buf = b;
         s->buf_cap = need;
     }
-    /* A row can never give more ids than bytes (+ template ids). */
-    size_t ids_cap = need + 16;
+    /* A valid UTF-8 byte gives at most one id, but an invalid one becomes
+       U+FFFD (3 bytes, up to 3 byte-level ids): 3 per byte (+ template ids)
+       bounds a row, so forward never grows the vector. */
+    size_t ids_cap;
+    if (rl_mul_size(need, 3, &ids_cap)) return rl_node_fail(n, err, "rows too long");
+    ids_cap += 16;
     if (ids_cap > s->ids.cap) {
         int32_t *p = rl_realloc(s->ids.ids, ids_cap * sizeof(int32_t));
         if (!p) return rl_node_fail(n, err, "out of memory");
@@ -254,4 +260,205 @@ const rl_node_type rl_node_detokenize = {
     .init = dt_init,
     .infer = dt_infer,
     .forward = dt_forward,
+};
+
+/* ---- tokenize_pair (teacher forcing) ---- */
+
+/* prompt + expert response -> one sequence whose prompt part is encoded
+ * exactly as `tokenize` encodes it (same template, system prompt and
+ * post-processor), so the sampler's prompts and the teacher-forced sequences
+ * agree token for token. The response is encoded on its own (no
+ * post-processor: a BOS in the middle would be wrong) and followed by an end
+ * token; the mask marks the response tokens and the end token, the positions
+ * a policy is trained to produce. */
+
+static const rl_port_spec tp_inputs[] = {
+    {"prompt", RL_U8, 2, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0, "prompts u8 [B, Lp], NUL-padded rows"},
+    {"response", RL_U8, 2, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0,
+     "responses u8 [B, Lr] (e.g. the dataset's solution), NUL-padded rows"},
+};
+static const rl_port_spec tp_outputs[] = {
+    {"tokens", RL_I32, 2, 0, 0, "prompt then response then end token [B, T], right-padded with the pad id"},
+    {"lengths", RL_I32, 1, 0, 0, "tokens per row [B]"},
+    {"mask", RL_F32, 2, 0, 0, "1 on the response tokens and the end token, else 0 [B, T]"},
+    {"prompt_len", RL_I32, 1, 0, 0, "tokens of the templated prompt per row [B]"},
+};
+static const rl_option_spec tp_options[] = {
+    {"tokenizer", RL_VAL_OBJECT, NULL, "the tokenizer (rlfr.tokenizer(path))", "tokenizer"},
+    {"template", RL_VAL_STRING, "chat", "\"chat\" (ChatML, as Qwen) or \"plain\" (text as is), as in tokenize", NULL},
+    {"system", RL_VAL_STRING, RL_TOK_MATH_SYSTEM, "system prompt of the chat template (\"\" for none)", NULL},
+    {"max_len", RL_VAL_INT, "1024", "T: most tokens per row", NULL},
+    {"truncate", RL_VAL_BOOL, "false", "cut the response of rows longer than max_len (else it is an error)", NULL},
+    {"pad_id", RL_VAL_INT, "-1", "padding id (-1: the tokenizer's)", NULL},
+    {"add_special", RL_VAL_BOOL, "true", "apply the post-processor template to the prompt, as tokenize does", NULL},
+    {"eos", RL_VAL_STRING, "auto",
+     "end token after the response: a token spelling, \"auto\" (<|im_end|> for chat, <|endoftext|> for plain) or "
+     "\"none\"", NULL},
+};
+
+typedef struct tp_state {
+    rl_tokenizer *tok;
+    rl_tok_template tpl;
+    int64_t max_len;
+    int32_t pad, eos;   /* eos -1: none */
+    char *buf;          /* one rendered prompt */
+    size_t buf_cap;
+    rl_tok_ids ids;     /* one row's ids (capacity fixed in infer) */
+} tp_state;
+
+static int tp_init(rl_node *n, rl_error *err) {
+    tp_state *s = rl_calloc(1, sizeof *s);
+    if (!s) return rl_node_fail(n, err, "out of memory");
+    n->state = s;
+    rl_object *o = rl_node_opt_object(n, "tokenizer");
+    if (!o || !o->ptr || strcmp(o->type, "tokenizer") != 0)
+        return rl_node_fail(n, err, "option 'tokenizer' must be a tokenizer object");
+    s->tok = o->ptr;
+    const char *tpl = rl_node_opt_string(n, "template");
+    if (rl_tok_template_parse(tpl, &s->tpl))
+        return rl_node_fail(n, err, "option 'template' = '%s': expected \"chat\" or \"plain\"", tpl);
+    s->max_len = rl_node_opt_int(n, "max_len");
+    if (s->max_len < 1 || s->max_len > INT32_MAX)
+        return rl_node_fail(n, err, "option 'max_len' = %lld must be in [1, 2^31)", (long long)s->max_len);
+    int64_t pad = rl_node_opt_int(n, "pad_id");
+    if (pad >= rl_tokenizer_vocab_size(s->tok))
+        return rl_node_fail(n, err, "option 'pad_id' = %lld is outside the vocabulary (%lld)", (long long)pad,
+                            (long long)rl_tokenizer_vocab_size(s->tok));
+    s->pad = pad < 0 ? rl_tokenizer_pad_id(s->tok) : (int32_t)pad;
+    const char *eos = rl_node_opt_string(n, "eos");
+    s->eos = -1;
+    if (strcmp(eos, "none") != 0) {
+        const char *name = strcmp(eos, "auto") != 0 ? eos : s->tpl == RL_TOK_CHAT ? "<|im_end|>" : "<|endoftext|>";
+        s->eos = rl_tokenizer_token_id(s->tok, name);
+        if (s->eos < 0)
+            return rl_node_fail(n, err, "option 'eos': the tokenizer has no token '%s' (give eos = \"TOKEN\" or \"none\")",
+                                name);
+    }
+    return 0;
+}
+
+static int tp_infer(rl_node *n, rl_error *err) {
+    tp_state *s = n->state;
+    int64_t B = n->in[0].shape.dim[0], Lp = n->in[0].shape.dim[1], Lr = n->in[1].shape.dim[1];
+    if (n->in[1].shape.dim[0] != B)
+        return rl_node_fail(n, err, "input 'response' has %lld rows, 'prompt' has %lld",
+                            (long long)n->in[1].shape.dim[0], (long long)B);
+    if (Lp < 1 || Lr < 1)
+        return rl_node_fail(n, err, "inputs 'prompt' [%lld, %lld] and 'response' [%lld, %lld] need room for text",
+                            (long long)B, (long long)Lp, (long long)B, (long long)Lr);
+    size_t need = (size_t)Lp + rl_tok_render_overhead(s->tpl, rl_node_opt_string(n, "system"));
+    if (need > s->buf_cap) {
+        char *b = rl_realloc(s->buf, need);
+        if (!b) return rl_node_fail(n, err, "out of memory for a %zu-byte prompt", need);
+        s->buf = b;
+        s->buf_cap = need;
+    }
+    /* An invalid UTF-8 byte becomes U+FFFD (3 bytes, up to 3 byte-level ids),
+       so 3 ids per input byte bound a row; + template ids and the end token. */
+    size_t ids_cap;
+    if (rl_mul_size(need + (size_t)Lr, 3, &ids_cap)) return rl_node_fail(n, err, "rows too long");
+    ids_cap += 32;
+    if (ids_cap > s->ids.cap) {
+        int32_t *p = rl_realloc(s->ids.ids, ids_cap * sizeof(int32_t));
+        if (!p) return rl_node_fail(n, err, "out of memory");
+        s->ids.ids = p;
+        s->ids.cap = ids_cap;
+    }
+    if (rl_tokenizer_reserve(s->tok, need > (size_t)Lr ? need : (size_t)Lr, err))
+        return rl_fail_prefix(err, "node '%s' (%s): ", n->label, n->where ? n->where : "?");
+    n->out[0].dtype = RL_I32;
+    n->out[0].shape = rl_shape2(B, s->max_len);
+    n->out[1].dtype = RL_I32;
+    n->out[1].shape = rl_shape1(B);
+    n->out[2].dtype = RL_F32;
+    n->out[2].shape = rl_shape2(B, s->max_len);
+    n->out[3].dtype = RL_I32;
+    n->out[3].shape = rl_shape1(B);
+    return 0;
+}
+
+static int tp_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
+    tp_state *s = n->state;
+    const rl_tensor *pr = &n->in[0], *rs = &n->in[1];
+    int64_t B = pr->shape.dim[0], Lp = pr->shape.dim[1], Lr = rs->shape.dim[1], T = s->max_len;
+    const char *system = rl_node_opt_string(n, "system");
+    if (rs->shape.dim[0] < B || (size_t)Lp + rl_tok_render_overhead(s->tpl, system) > s->buf_cap ||
+        ((size_t)Lp + (size_t)Lr) * 3 + 32 > s->ids.cap)
+        return rl_node_fail(n, err, "inputs 'prompt' / 'response' exceed the compiled sizes");
+    int32_t *tok = rl_i32(&n->out[0]), *len = rl_i32(&n->out[1]), *plen = rl_i32(&n->out[3]);
+    float *mask = rl_f32(&n->out[2]);
+    int truncate = rl_node_opt_bool(n, "truncate"), add_special = rl_node_opt_bool(n, "add_special");
+    int64_t longest = 0, cut = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const char *prow = (const char *)rl_u8(pr) + (size_t)(b * Lp);
+        const char *rrow = (const char *)rl_u8(rs) + (size_t)(b * Lr);
+        size_t rendered;
+        if (rl_tok_render(s->tpl, system, prow, strnlen(prow, (size_t)Lp), s->buf, s->buf_cap, &rendered, err))
+            return rl_fail_prefix(err, "node '%s' (%s): row %lld: ", n->label, n->where ? n->where : "?", (long long)b);
+        s->ids.n = 0;
+        if (rl_tokenizer_encode(s->tok, s->buf, rendered, add_special, &s->ids, err))
+            return rl_fail_prefix(err, "node '%s' (%s): row %lld: prompt: ", n->label, n->where ? n->where : "?",
+                                  (long long)b);
+        size_t np = s->ids.n;
+        if (rl_tokenizer_encode(s->tok, rrow, strnlen(rrow, (size_t)Lr), 0, &s->ids, err))
+            return rl_fail_prefix(err, "node '%s' (%s): row %lld: response: ", n->label, n->where ? n->where : "?",
+                                  (long long)b);
+        if (s->eos >= 0) s->ids.ids[s->ids.n++] = s->eos; /* room reserved in infer */
+        size_t k = s->ids.n;
+        if ((int64_t)np >= T)
+            return rl_node_fail(n, err, "row %lld: the prompt alone needs %zu tokens, max_len is %lld", (long long)b,
+                                np, (long long)T);
+        if ((int64_t)k > T) {
+            if (!truncate)
+                return rl_node_fail(n, err,
+                                    "row %lld needs %zu tokens (prompt %zu), more than max_len %lld (or set truncate = true)",
+                                    (long long)b, k, np, (long long)T);
+            k = (size_t)T;
+            cut++;
+        }
+        if ((int64_t)k > longest) longest = (int64_t)k;
+        len[b] = (int32_t)k;
+        plen[b] = (int32_t)np;
+        memcpy(tok + b * T, s->ids.ids, k * sizeof(int32_t));
+    }
+    /* T shrinks to the longest row, as in tokenize. */
+    int64_t Tn = longest > 0 ? longest : 1;
+    for (int64_t b = 0; b < B; b++) {
+        int32_t *src = tok + b * T, *dst = tok + b * Tn;
+        if (dst != src) memmove(dst, src, (size_t)len[b] * sizeof(int32_t));
+        for (int64_t j = len[b]; j < Tn; j++) dst[j] = s->pad;
+        for (int64_t j = 0; j < Tn; j++) mask[b * Tn + j] = j >= plen[b] && j < len[b] ? 1.0f : 0.0f;
+    }
+    n->out[0].shape = rl_shape2(B, Tn);
+    n->out[2].shape = rl_shape2(B, Tn);
+    if (ctx) {
+        rl_metric_set(ctx, n, "tokens_max", (double)longest);
+        if (truncate) rl_metric_set(ctx, n, "truncated", (double)cut);
+    }
+    return 0;
+}
+
+static void tp_destroy(rl_node *n) {
+    tp_state *s = n->state;
+    if (s) {
+        rl_free(s->buf);
+        rl_free(s->ids.ids);
+    }
+    rl_free(s);
+    n->state = NULL;
+}
+
+const rl_node_type rl_node_tokenize_pair = {
+    .name = "tokenize_pair",
+    .doc = "teacher forcing: templated prompt + response + end token -> tokens, lengths, response mask, prompt_len",
+    .inputs = tp_inputs,
+    .n_inputs = 2,
+    .outputs = tp_outputs,
+    .n_outputs = 4,
+    .options = tp_options,
+    .n_options = 8,
+    .init = tp_init,
+    .infer = tp_infer,
+    .forward = tp_forward,
+    .destroy = tp_destroy,
 };

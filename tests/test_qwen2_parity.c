@@ -15,6 +15,7 @@
 #include "qwen2.h"
 #include "safetensors.h"
 #include "testlib.h"
+#include "threads.h"
 
 #define REL_TOL 1e-4
 
@@ -207,6 +208,21 @@ static void run_case(const char *name) {
     CHECK_MSG(e <= REL_TOL, "%s entropy rel err %g", name, e);
     e = rel_err(uhid, hid, (size_t)(N * B * T * d));
     CHECK_MSG(e <= REL_TOL, "%s hidden rel err %g", name, e);
+
+    /* One thread gives the same answer (up to BLAS reassociation). */
+    {
+        float *lp2 = rl_malloc((size_t)M * 4), *en2 = rl_malloc((size_t)M * 4);
+        memcpy(lp2, plp, (size_t)M * 4);
+        memcpy(en2, pen, (size_t)M * 4);
+        int before = rl_get_threads();
+        rl_set_threads(1);
+        CHECK(rl_qwen2_forward(m, &r, &err) == 0);
+        rl_set_threads(before);
+        double dt = fmax(rel_err(plp, lp2, (size_t)M), rel_err(pen, en2, (size_t)M));
+        CHECK_MSG(dt <= 1e-6, "%s: 1 thread differs from 2 by %g", name, dt);
+        rl_free(lp2);
+        rl_free(en2);
+    }
 
     /* Gradients of L = sum(w_logp * logprobs + w_ent * entropy). */
     rl_params_zero_grad(m->params);

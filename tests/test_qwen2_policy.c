@@ -244,11 +244,11 @@ static void test_finite_differences(void) {
     CHECK_MSG(rl_graph_run(fd_g, NULL, &ctx, &e) == 0, "%s", e.msg);
     float *ana = rl_malloc(m->params->numel * sizeof(float));
     memcpy(ana, grabbed, m->params->numel * sizeof(float));
-    double worst = rl_test_gradcheck(m->params->data, m->params->numel, ana, fd_loss, NULL, 2e-2, 250);
+    double worst = rl_test_gradcheck(m->params->data, m->params->numel, ana, fd_loss, NULL, 2e-2, 120);
     /* f32 forward: central differences carry ~1e-2 noise on small gradients;
        the exact comparison is against PyTorch in test_qwen2_parity. */
     CHECK_MSG(worst < 5e-2, "whole-policy finite-difference rel err %g", worst);
-    printf("policy finite differences at 250 of %zu parameters: worst rel err %.2e\n", m->params->numel, worst);
+    printf("policy finite differences at 120 of %zu parameters: worst rel err %.2e\n", m->params->numel, worst);
     rl_free(ana);
     rl_free(grabbed);
     grabbed = NULL;

@@ -2,7 +2,8 @@
  * teacher-forced forward; KV-cache log-probs equal full recomputation; fixed
  * seeds reproduce; a sample is identical alone or in a batch; top-k = 1 and
  * a tiny top-p are greedy; stop tokens and max_new set finished / truncated;
- * bad prompts fail with one clear error. Model: tests/ref/qwen2_tied. */
+ * bf16 decoding equals f32 decoding of bf16-rounded matrices; bad prompts
+ * fail with one clear error. Model: tests/ref/qwen2_tied. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -221,6 +222,36 @@ int main(int argc, char **argv) {
     CHECK(a.fin[0] == 1 && a.tru[0] == 0 && a.len[0] == g_plen[0] + 2 && a.tok[g_plen[0] + 1] == (int32_t)stop);
     CHECK(a.mask[g_plen[0] + 2] == 0.0f && a.tok[g_plen[0] + 2] == 0);
     for (int64_t sl = 0; sl < a.S; sl++) CHECK(a.fin[sl] + a.tru[sl] == 1);
+
+    /* bf16 decoding equals f32 decoding with bf16-rounded weights. */
+    {
+        rl_qwen2 *m2 = NULL;
+        CHECK_MSG(rl_qwen2_load(rl_test_path("tests/ref/qwen2_tied"), "rounded", &m2, &e) == 0, "%s", e.msg);
+        if (m2) {
+            /* matrices and the embedding are read as bf16; norms and biases stay f32 */
+            for (int t = 0; t < m2->params->n; t++) {
+                const rl_param_entry *pe = &m2->params->entries[t];
+                if (pe->shape.ndim != 2) continue;
+                float *x = m2->params->data + pe->offset;
+                for (int64_t i = 0; i < rl_shape_numel(&pe->shape); i++) x[i] = rl_bf16_to_f32(rl_f32_to_bf16(x[i]));
+            }
+            rl_object *net2 = rl_qwen2_object(m2);
+            static result h, f;
+            rl_opts_free(&o);
+            rl_opts_init(&o);
+            rl_opts_set_int(&o, "group", 2);
+            rl_opts_set_int(&o, "max_new", 6);
+            CHECK_MSG(generate(net2, &o, 3, &f, &e) == 0, "%s", e.msg);
+            rl_opts_set_bool(&o, "bf16", 1);
+            CHECK_MSG(generate(net, &o, 3, &h, &e) == 0, "%s", e.msg);
+            CHECK_MSG(!differs(&h, &f), "bf16 decoding changed the samples");
+            double dh = 0;
+            for (int64_t i = 0; i < h.S * h.L; i++) dh = fmax(dh, fabs(h.lp[i] - f.lp[i]));
+            CHECK_MSG(dh < 1e-4, "bf16 decoding log-probs differ by %g", dh);
+            CHECK(m->bf16 != NULL);
+            rl_object_release(net2);
+        }
+    }
 
     /* Bad input. */
     g_prompt[6] = 64;

@@ -1,0 +1,39 @@
+#!/bin/bash
+# One full RLFR step, rlfr against plain PyTorch, in one run: rollout of 16
+# prompts x 8 samples (64 new tokens at most, temperature 1, KV cache),
+# verification, scoring (frozen forward with latent taps, flow score,
+# shaping), one policy update (PPO) and one online flow update, on the tiny
+# configuration (vocab 512, hidden 128, 4 layers, 4 heads, 2 KV heads,
+# intermediate 384; flow width 128, depth 4), random weights, the same prompts.
+# rlfr: graphs/lib/rl_text.lua's RLFR graph (bench/bench_rl_step.lua), 2
+# OpenMP threads shared with OpenBLAS, OMP_WAIT_POLICY=passive (see
+# bench/policy.sh for why on this shared machine). PyTorch:
+# bench/rl_step_torch.py with torch.set_num_threads(1), its best setting here.
+# Times are means over STEPS steps after one warm-up step each; the rollouts
+# of a random policy rarely stop early, so both sides generate ~max_new tokens
+# per sample (the generated token counts are printed).
+#   bash bench/rl_step.sh [BUILD_DIR] [STEPS]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+steps=${2:-3}
+bin=$build/rlfr
+[ -x "$bin" ] || { echo "rl_step.sh: $bin not built (cmake --build $build --target rlfr)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+field() { echo "$1" | sed -n "s|.* $2=\([0-9.]*\).*|\1|p"; }
+
+OMP_WAIT_POLICY=passive "$bin" run "$here/bench_rl_step.lua" --threads 2 --out "$work" --set steps="$steps" \
+    | tee "$work/rlfr.txt" | grep -v '^micro'
+/usr/bin/python3 "$here/rl_step_torch.py" "$work/prompts.json" "$work/tokenizer.json" "$steps" 1 | tee "$work/torch.txt"
+
+r=$(grep '^rlfr rl_step' "$work/rlfr.txt")
+t=$(grep '^torch rl_step' "$work/torch.txt")
+x=$(field "$r" total); y=$(field "$t" total)
+ratio=$(awk -v a="$y" -v b="$x" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "nan" }')
+for p in rollout score update; do
+    a=$(field "$r" "$p"); b=$(field "$t" "$p")
+    awk -v p="$p" -v a="$a" -v b="$b" -v x="$x" -v y="$y" 'BEGIN{ printf "rl_step %-8s rlfr=%.3fs (%4.1f%%)  torch=%.3fs (%4.1f%%)  ratio=%.2f\n", p, a, 100*a/x, b, 100*b/y, (a > 0 ? b/a : 0) }'
+done
+echo "rl_step generated tokens per step: rlfr=$(field "$r" gen_tokens) torch=$(field "$t" gen_tokens)"
+echo "bench rl_step rlfr=$x reference=$y unit=s ratio=$ratio"

@@ -9,26 +9,46 @@
 # OpenMP threads shared with OpenBLAS, OMP_WAIT_POLICY=passive (see
 # bench/policy.sh for why on this shared machine). PyTorch:
 # bench/rl_step_torch.py with torch.set_num_threads(1), its best setting here.
-# Times are means over STEPS steps after one warm-up step each; the rollouts
+# Times are means over STEPS steps after one warm-up step, best of ROUNDS
+# rounds (default 2 steps, 2 rounds); the rollouts
 # of a random policy rarely stop early, so both sides generate ~max_new tokens
 # per sample (the generated token counts are printed).
-#   bash bench/rl_step.sh [BUILD_DIR] [STEPS]
+#   bash bench/rl_step.sh [BUILD_DIR] [STEPS] [ROUNDS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
-steps=${2:-3}
+steps=${2:-2}
+rounds=${3:-2}
 bin=$build/rlfr
 [ -x "$bin" ] || { echo "rl_step.sh: $bin not built (cmake --build $build --target rlfr)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 field() { echo "$1" | sed -n "s|.* $2=\([0-9.]*\).*|\1|p"; }
 
-OMP_WAIT_POLICY=passive "$bin" run "$here/bench_rl_step.lua" --threads 2 --out "$work" --set steps="$steps" \
-    | tee "$work/rlfr.txt" | grep -v '^micro'
-/usr/bin/python3 "$here/rl_step_torch.py" "$work/prompts.json" "$work/tokenizer.json" "$steps" 1 | tee "$work/torch.txt"
+# Rounds alternate rlfr and PyTorch, and each side keeps its best round:
+# on a shared machine the load drifts, and alternating exposes both to it.
+best() { # best FILE...: the "rl_step mean" line with the smallest total
+    local b="" bt=""
+    for f in "$@"; do
+        local l t
+        l=$(grep ' rl_step mean' "$f") || continue
+        t=$(field "$l" total)
+        if [ -z "$bt" ] || awk -v a="$t" -v b="$bt" 'BEGIN{exit !(a < b)}'; then b=$l; bt=$t; fi
+    done
+    echo "$b"
+}
+for round in $(seq 1 "$rounds"); do
+    echo "== round $round of $rounds"
+    OMP_WAIT_POLICY=passive "$bin" run "$here/bench_rl_step.lua" --threads 2 --out "$work" --set steps="$steps" \
+        > "$work/rlfr$round.txt"
+    grep -v '^micro' "$work/rlfr$round.txt"
+    /usr/bin/python3 "$here/rl_step_torch.py" "$work/prompts.json" "$work/tokenizer.json" "$steps" 1 \
+        | tee "$work/torch$round.txt"
+done
 
-r=$(grep '^rlfr rl_step' "$work/rlfr.txt")
-t=$(grep '^torch rl_step' "$work/torch.txt")
+r=$(best "$work"/rlfr*.txt)
+t=$(best "$work"/torch*.txt)
+echo "best rounds:"; echo "$r"; echo "$t"
 x=$(field "$r" total); y=$(field "$t" total)
 ratio=$(awk -v a="$y" -v b="$x" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "nan" }')
 for p in rollout score update; do

@@ -2,7 +2,7 @@
 -- the arithmetic task's test split or any JSONL file (problem, answer), with
 -- a results table (results.md, results.json) in the run directory.
 --   rlfr run graphs/eval.lua --set model=models/arith-tiny               # arith test split, n=512, k=8
---   rlfr run graphs/eval.lua --set model=M --set data=eval:math500 --set n=100
+--   rlfr run graphs/eval.lua --set model=M --set data=eval:math --set n=100
 --   rlfr run graphs/eval.lua --set model=M --set data=my.jsonl --set k=4 --set samples=16
 -- Greedy: one argmax decode per problem (pass@1). Sampled: `samples` draws
 -- per problem at `temperature` (default samples = k); reported are the mean
@@ -103,12 +103,9 @@ local md = {
 }
 for _, row in ipairs(rows) do md[#md + 1] = fmt("| %s | %.4f | %s |", row[1], row[2], row[3]) end
 md[#md + 1] = ""
-md[#md + 1] = fmt("Command: `rlfr run graphs/eval.lua --seed %d %s`", rlfr.args.seed,
-                  table.concat((function()
-                    local s = {}
-                    for i, x in ipairs(rlfr.args.set or {}) do s[i] = "--set " .. x end
-                    return s
-                  end)(), " "))
+local sets = {}
+for i, x in ipairs(rlfr.args.set or {}) do sets[i] = " --set " .. x end
+md[#md + 1] = fmt("Command: `rlfr run graphs/eval.lua --seed %d%s`", rlfr.args.seed, table.concat(sets))
 f = assert(io.open(out .. "/results.md", "w"))
 f:write(table.concat(md, "\n"), "\n")
 f:close()

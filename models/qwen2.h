@@ -105,7 +105,27 @@ typedef struct rl_qwen2_run {
     int64_t max_rows, max_seqs, max_len, chunk;
     int threads;
     void *saved, *fwd, *bwd;       /* the workspaces (sizes from rl_qwen2_ws_size) */
+    /* The fields below are optional: a zero-initialised tail keeps the plain
+       behaviour (positional initialisers of the fields above stay valid). */
+    int forward_only;              /* 1: no backward will run on this layout: every layer reuses
+                                      one slot of activations (size with rl_qwen2_ws_size_run;
+                                      saved must then only live through the forward) */
+    int no_param_grad;             /* 1: backward produces input gradients (image_grad) only; the
+                                      parameter set's gradient is not accumulated */
+    /* Image splice (rl_qwen2_splice_images sets these): a packed row whose
+       token is image_pad_id takes the next row of image_embeds instead of its
+       token embedding. */
+    int splice;                    /* 0: no splice */
+    int32_t image_pad_id;
+    const float *image_embeds;     /* [n_image_rows, hidden] */
+    int64_t n_image_rows;
+    float *image_grad;             /* backward ACCUMULATES d(image_embeds) here when non-NULL */
 } rl_qwen2_run;
+
+/* Workspace sizes for the layout r describes (max_* , chunk, threads and
+   forward_only; the pointers are not read). forward_only gives saved much
+   smaller (one layer of activations instead of n_layers) and bwd = 0. */
+int rl_qwen2_ws_size_run(const rl_qwen2_config *c, const rl_qwen2_run *r, rl_qwen2_ws_bytes *out, rl_error *err);
 
 /* Packs right-padded tokens [B, T] with lengths [B] into the saved workspace.
  * Checks lengths (0..T, at most max_len) and token ids (in the vocabulary);
@@ -114,6 +134,32 @@ int rl_qwen2_pack(const rl_qwen2 *m, const rl_qwen2_run *r, const int32_t *token
                   int64_t B, int64_t T, rl_error *err);
 /* Number of packed rows of the last rl_qwen2_pack. */
 int64_t rl_qwen2_rows(const rl_qwen2_run *r);
+
+/* ---- image splice --------------------------------------------------------
+ * Prompts carry one <|image_pad|> token per merged image patch; the vision
+ * encoder's embeddings replace those tokens' embeddings, row k of
+ * image_embeds for the k-th pad of the batch (rows in batch order, pads in
+ * text order). Shared by the teacher-forced path and the sampler's prefill. */
+
+/* Number of tokens equal to pad_id among the valid tokens of a right-padded
+   batch (0 when pad_id < 0). */
+int64_t rl_qwen2_count_pads(const int32_t *tokens, const int32_t *lengths, int64_t B, int64_t T, int32_t pad_id);
+/* Input embeddings of n tokens into out [n, hidden]: the token's embedding
+   row, except that a token equal to image_pad_id (>= 0) takes row
+   *image_next of image_embeds [n_image_rows, hidden], and *image_next
+   advances. bf16 = 1 reads the token rows from the bf16 weight copy (as the
+   sampler's bf16 decoding does). Running out of image rows is an error
+   naming the counts; token ids are not checked (callers have). */
+int rl_qwen2_embed_rows(const rl_qwen2 *m, const int32_t *tokens, int64_t n, int32_t image_pad_id,
+                        const float *image_embeds, int64_t n_image_rows, int64_t *image_next, int bf16, float *out,
+                        rl_error *err);
+/* After rl_qwen2_pack: arms the splice of image_embeds [n_image_rows,
+   hidden] into the next forward (and its backward, which accumulates
+   d(image_embeds) into r->image_grad when the caller sets it). The number of
+   pad tokens in the packed batch must equal n_image_rows (one error line with
+   both counts otherwise). pad_id < 0 disarms it (then n_image_rows must be 0). */
+int rl_qwen2_splice_images(const rl_qwen2 *m, rl_qwen2_run *r, int32_t pad_id, const float *image_embeds,
+                           int64_t n_image_rows, rl_error *err);
 
 /* Forward over the packed batch; results stay in the saved workspace. Per
  * packed row r (sequence s, position t): logp[r] = log p(token_{t+1} |

@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "qwen2.h"
+#include "qwen2_decode.h"
 
 typedef struct dec_ws {
     float *x, *n, *q, *k, *v, *o, *g, *u, *attn, *last;
@@ -54,34 +55,89 @@ size_t rl_qwen2_decode_floats(const rl_qwen2_config *c, int64_t max_rows, int64_
 
 /* y[M,out] = beta*y + x W^T (+ b), W f32 or (Wh != NULL) bf16. For a few
  * rows (decoding) a GEMM spends more time packing W than multiplying, so W is
- * streamed once per block of 16 rows instead: each thread takes a range of
- * outputs and dots each weight row with every input row of the block. */
+ * streamed once per block of 4 rows instead: a 4-row x 4-output tile keeps
+ * 16 vector accumulators in registers and reads each weight vector once for
+ * the 4 rows (8 loads per 16 FMAs). Threads take ranges of outputs, only when
+ * the matrix is large enough to pay for a parallel region. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef uint16_t v8h __attribute__((vector_size(16)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+
+static inline v8f ld_f(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline v8f ld_h(const uint16_t *p) {
+    v8h h;
+    memcpy(&h, p, sizeof h);
+    v8u u = __builtin_convertvector(h, v8u) << 16;
+    v8f f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static inline float hsum8(v8f v) {
+    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+static inline float w_at(const float *W, const uint16_t *Wh, int64_t i) {
+    if (Wh) {
+        uint32_t u = (uint32_t)Wh[i] << 16;
+        float w;
+        memcpy(&w, &u, sizeof w);
+        return w;
+    }
+    return W[i];
+}
+
+/* One tile: rows xr[0..3] (missing rows repeat row 0) times weight rows
+ * j0..j0+nj-1 (nj <= 4); sums written to acc[r][j]. */
+static void tile4x4(const float *const xr[4], const float *W, const uint16_t *Wh, int64_t j0, int nj, int64_t in,
+                    float acc[4][4]) {
+    v8f a[4][4];
+    memset(a, 0, sizeof a);
+    const int64_t in8 = in & ~(int64_t)7;
+    int64_t jr[4];
+    for (int j = 0; j < 4; j++) jr[j] = (j0 + (j < nj ? j : 0)) * in;
+    for (int64_t i = 0; i < in8; i += 8) {
+        v8f w[4], x[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) w[j] = Wh ? ld_h(Wh + jr[j] + i) : ld_f(W + jr[j] + i);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) x[r] = ld_f(xr[r] + i);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) a[r][j] += x[r] * w[j];
+    }
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 4; j++) {
+            float s = hsum8(a[r][j]);
+            for (int64_t i = in8; i < in; i++) s += xr[r][i] * w_at(W, Wh, jr[j] + i);
+            acc[r][j] = s;
+        }
+}
+
 static void linear_rows(const float *x, const float *W, const uint16_t *Wh, const float *b, float *y, int64_t M,
                         int64_t out, int64_t in, float beta, int threads) {
-    for (int64_t r0 = 0; r0 < M; r0 += 16) {
-        const int64_t rb = M - r0 < 16 ? M - r0 : 16;
-#pragma omp parallel for num_threads(threads) schedule(static) if (out * in > 32768)
-        for (int64_t j = 0; j < out; j++) {
-            for (int64_t r = r0; r < r0 + rb; r++) {
-                const float *xr = x + r * in;
-                float acc = 0;
-                if (Wh) {
-                    const uint16_t *wj = Wh + j * in;
-#pragma omp simd reduction(+ : acc)
-                    for (int64_t i = 0; i < in; i++) {
-                        uint32_t u = (uint32_t)wj[i] << 16;
-                        float w;
-                        memcpy(&w, &u, sizeof w);
-                        acc += xr[i] * w;
-                    }
-                } else {
-                    const float *wj = W + j * in;
-#pragma omp simd reduction(+ : acc)
-                    for (int64_t i = 0; i < in; i++) acc += xr[i] * wj[i];
+    const int64_t n_tiles = (out + 3) / 4;
+    /* ~1 MFLOP per thread at least: below that a fork/join costs more than it saves */
+    const int par = threads > 1 && M * out * in >= ((int64_t)1 << 19) * threads;
+#pragma omp parallel for num_threads(threads) schedule(static) if (par)
+    for (int64_t t = 0; t < n_tiles; t++) {
+        const int64_t j0 = t * 4;
+        const int nj = out - j0 < 4 ? (int)(out - j0) : 4;
+        for (int64_t r0 = 0; r0 < M; r0 += 4) {
+            const int nr = M - r0 < 4 ? (int)(M - r0) : 4;
+            const float *xr[4];
+            for (int r = 0; r < 4; r++) xr[r] = x + (r0 + (r < nr ? r : 0)) * in;
+            float acc[4][4];
+            tile4x4(xr, W, Wh, j0, nj, in, acc);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < nj; j++) {
+                    float v = acc[r][j] + (b ? b[j0 + j] : 0.0f);
+                    float *yp = y + (r0 + r) * out + j0 + j;
+                    *yp = beta == 0.0f ? v : *yp + v;
                 }
-                if (b) acc += b[j];
-                y[r * out + j] = beta == 0.0f ? acc : y[r * out + j] + acc;
-            }
         }
     }
 }
@@ -111,6 +167,15 @@ int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cac
                     const rl_attn_seq *seqs, int64_t n_seqs, int64_t max_rows, int64_t max_q, int64_t max_keys,
                     const float *rope_cos, const float *rope_sin, int bf16, int threads, float *ws,
                     float *logits, rl_error *err) {
+    return rl_qwen2_decode_img(m, kcache, vcache, cache_rows, tokens, seqs, n_seqs, max_rows, max_q, max_keys,
+                               rope_cos, rope_sin, bf16, threads, ws, -1, NULL, 0, NULL, logits, err);
+}
+
+int rl_qwen2_decode_img(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cache_rows, const int32_t *tokens,
+                        const rl_attn_seq *seqs, int64_t n_seqs, int64_t max_rows, int64_t max_q, int64_t max_keys,
+                        const float *rope_cos, const float *rope_sin, int bf16, int threads, float *ws,
+                        int32_t image_pad_id, const float *image_embeds, int64_t n_image_rows, int64_t *image_next,
+                        float *logits, rl_error *err) {
     const rl_qwen2_config *c = &m->cfg;
     const int64_t d = c->hidden, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
     const int64_t Fi = c->inter, V = c->vocab;
@@ -141,13 +206,10 @@ int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cac
         R += sq->n_q;
         if (R > max_rows) return rl_fail(err, "qwen2 decode: more than %lld rows", (long long)max_rows);
     }
-    const float *E = P + m->off_embed;
-    for (int64_t r = 0; r < R; r++) {
-        if (bf16)
-            rl_bf16_to_f32_n(m->bf16 + m->off_embed + (size_t)tokens[r] * (size_t)d, w.x + r * d, (size_t)d);
-        else
-            memcpy(w.x + r * d, E + (int64_t)tokens[r] * d, (size_t)d * sizeof(float));
-    }
+    int64_t no_image = 0;
+    if (rl_qwen2_embed_rows(m, tokens, R, image_pad_id, image_embeds, n_image_rows, image_next ? image_next : &no_image,
+                            bf16, w.x, err))
+        return -1;
     const rl_attn_dims dims = {c->n_heads, c->n_kv_heads, c->head_dim};
     for (int64_t l = 0; l < c->n_layers; l++) {
         const rl_qwen2_layer_off *o = &m->layer[l];

@@ -8,7 +8,12 @@
  * both norms, q and k after RoPE, v, the attention output o and its
  * log-sum-exp, the mid-block residual x2, and the gate/up projections.
  * The normalised inputs and the SwiGLU product are recomputed in backward
- * (cheap elementwise work) instead of being kept. */
+ * (cheap elementwise work) instead of being kept.
+ *
+ * A forward-only layout (r->forward_only: a frozen policy, scoring) keeps
+ * one slot of per-layer activations that every layer overwrites, since
+ * nothing is read back after the layer is done; only the residual stream
+ * (block outputs are tapped) and the LM-head results stay per layer/row. */
 #include <math.h>
 #include <string.h>
 
@@ -38,6 +43,7 @@ typedef struct carve {
     float *f_n, *f_m, *f_attn, *f_chunk;
     /* backward scratch */
     float *b_dres, *b_dn, *b_n, *b_dq, *b_dk, *b_dv, *b_do, *b_dg, *b_du, *b_m, *b_attn, *b_chunk;
+    float *b_sink;              /* [d]: norm-weight gradients nobody wants (no_param_grad) */
     size_t saved_bytes, fwd_bytes, bwd_bytes;
 } carve;
 
@@ -83,7 +89,7 @@ static void layer_at(const rl_qwen2_config *c, int64_t M, float *base, int64_t l
 
 /* Lays out all three workspaces; with NULL bases only computes sizes. */
 static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, int64_t chunk, int threads,
-                    void *saved, void *fwd, void *bwd, carve *k) {
+                    int fwd_only, void *saved, void *fwd, void *bwd, carve *k) {
     memset(k, 0, sizeof *k);
     if (M < 1) M = 1;
     if (S < 1) S = 1;
@@ -105,7 +111,7 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     k->cos_t = take(&s, (size_t)(Tm * half), 4);
     k->sin_t = take(&s, (size_t)(Tm * half), 4);
     k->res = take(&s, (size_t)((N + 1) * M * d), 4);
-    k->layers = take(&s, (size_t)N * layer_floats(c, M), 4);
+    k->layers = take(&s, (size_t)(fwd_only ? 1 : N) * layer_floats(c, M), 4);
     k->rstdf = take(&s, (size_t)M, 4);
     k->nf = take(&s, (size_t)(M * d), 4);
     k->logp = take(&s, (size_t)M, 4);
@@ -117,6 +123,7 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     k->f_attn = take(&f, attn, 4);
     k->f_chunk = take(&f, chunkf, 4);
     cursor b = {bwd, 0, 0};
+    if (fwd_only) goto done;
     k->b_dres = take(&b, (size_t)(M * d), 4);
     k->b_dn = take(&b, (size_t)(M * d), 4);
     k->b_n = take(&b, (size_t)(M * d), 4);
@@ -129,6 +136,8 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     k->b_m = take(&b, (size_t)(M * Fi), 4);
     k->b_attn = take(&b, attn, 4);
     k->b_chunk = take(&b, chunkf, 4);
+    k->b_sink = take(&b, (size_t)d, 4);
+done:
     if (s.overflow || f.overflow || b.overflow) return -1;
     k->saved_bytes = s.off;
     k->fwd_bytes = f.off;
@@ -137,23 +146,33 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
 }
 
 static void carve_run(const rl_qwen2 *m, const rl_qwen2_run *r, carve *k) {
-    do_carve(&m->cfg, r->max_rows, r->max_seqs, r->max_len, r->chunk, r->threads, r->saved, r->fwd, r->bwd, k);
+    do_carve(&m->cfg, r->max_rows, r->max_seqs, r->max_len, r->chunk, r->threads, r->forward_only, r->saved, r->fwd,
+             r->bwd, k);
 }
 
-int rl_qwen2_ws_size(const rl_qwen2_config *c, int64_t max_rows, int64_t max_seqs, int64_t max_len,
-                     int64_t chunk, int threads, rl_qwen2_ws_bytes *out, rl_error *err) {
+static int ws_size(const rl_qwen2_config *c, int64_t max_rows, int64_t max_seqs, int64_t max_len, int64_t chunk,
+                   int threads, int fwd_only, rl_qwen2_ws_bytes *out, rl_error *err) {
     carve k;
     if (chunk < 1) return rl_fail(err, "qwen2: LM-head chunk must be at least 1 row");
     /* Sizes derive from head_dim: check (and derive) it on a copy. */
     rl_qwen2_config cc = *c;
     if (rl_qwen2_config_check(&cc, "qwen2 config", err)) return -1;
     c = &cc;
-    if (do_carve(c, max_rows, max_seqs, max_len, chunk, threads, NULL, NULL, NULL, &k))
+    if (do_carve(c, max_rows, max_seqs, max_len, chunk, threads, fwd_only, NULL, NULL, NULL, &k))
         return rl_fail(err, "qwen2: workspace size overflows for %lld rows", (long long)max_rows);
     out->saved = k.saved_bytes;
     out->fwd = k.fwd_bytes;
     out->bwd = k.bwd_bytes;
     return 0;
+}
+
+int rl_qwen2_ws_size(const rl_qwen2_config *c, int64_t max_rows, int64_t max_seqs, int64_t max_len,
+                     int64_t chunk, int threads, rl_qwen2_ws_bytes *out, rl_error *err) {
+    return ws_size(c, max_rows, max_seqs, max_len, chunk, threads, 0, out, err);
+}
+
+int rl_qwen2_ws_size_run(const rl_qwen2_config *c, const rl_qwen2_run *r, rl_qwen2_ws_bytes *out, rl_error *err) {
+    return ws_size(c, r->max_rows, r->max_seqs, r->max_len, r->chunk, r->threads, r->forward_only != 0, out, err);
 }
 
 int rl_qwen2_pack(const rl_qwen2 *m, const rl_qwen2_run *r, const int32_t *tokens, const int32_t *lengths,
@@ -268,12 +287,14 @@ int rl_qwen2_forward(const rl_qwen2 *m, const rl_qwen2_run *r, rl_error *err) {
     for (int64_t s = 0; s < S; s++) tmax = k.seqs[s].n_q > tmax ? k.seqs[s].n_q : tmax;
     rl_rope_table(k.cos_t, k.sin_t, tmax, c->head_dim, c->rope_theta);
 
-    const float *E = P + m->off_embed;
-    for (int64_t i = 0; i < M; i++) memcpy(k.res + i * d, E + (int64_t)k.tok[i] * d, (size_t)d * sizeof(float));
+    int64_t next = 0;
+    if (rl_qwen2_embed_rows(m, k.tok, M, r->splice ? r->image_pad_id : -1, r->image_embeds, r->n_image_rows, &next, 0,
+                            k.res, err))
+        return -1;
     for (int64_t l = 0; l < c->n_layers; l++) {
         const rl_qwen2_layer_off *o = &m->layer[l];
         layer_saved s;
-        layer_at(c, r->max_rows, k.layers, l, &s);
+        layer_at(c, r->max_rows, k.layers, r->forward_only ? 0 : l, &s);
         float *x = k.res + l * M * d, *y = k.res + (l + 1) * M * d;
         rl_qwen2_rmsnorm(x, P + o->ln1, k.f_n, s.rstd1, M, d, eps);
         lin_fwd(k.f_n, P + o->wq, P + o->bq, s.q, M, qd, d, 0.0f);
@@ -294,7 +315,6 @@ int rl_qwen2_forward(const rl_qwen2 *m, const rl_qwen2_run *r, rl_error *err) {
     rl_qwen2_rmsnorm(k.res + c->n_layers * M * d, P + m->off_norm, k.nf, k.rstdf, M, d, eps);
     rl_lmhead_forward(k.nf, P + m->off_head, M, d, c->vocab, k.tgt, r->chunk, k.f_chunk, k.logp, k.ent, k.lse,
                       nt);
-    (void)err;
     return 0;
 }
 
@@ -306,16 +326,28 @@ int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glo
     carve_run(m, r, &k);
     const int64_t M = k.hdr[0], S = k.hdr[1], d = c->hidden, Fi = c->inter;
     const int64_t qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    if (r->forward_only) return rl_fail(err, "qwen2: backward over a forward-only workspace layout");
     const float *P = m->params->data;
-    float *G = m->params->grad;
+    /* pg: parameter gradients wanted. Without them, the weight GEMMs are
+       skipped and the norms' weight gradients go to a scratch sink. */
+    float *G = m->params->grad, *pg = r->no_param_grad ? NULL : G;
     const rl_attn_dims dims = {c->n_heads, c->n_kv_heads, c->head_dim};
     if (M == 0 || (!glogp && !gent)) return 0;
+    if (!pg && !(r->splice && r->image_grad)) return 0; /* nothing asked for */
     const int nt = run_threads(r);
-
+#define NORM_DW(off) (pg ? pg + (off) : k.b_sink)
+#define LIN_DW(dy, x, wo, bo, Mr, out, in) \
+    do { if (pg) lin_dw(dy, x, pg + (wo), (bo) == (size_t)-1 ? NULL : pg + (bo), Mr, out, in); } while (0)
+    if (!pg) {
+        /* The LM-head kernel always accumulates its weight gradient; point it
+           at this untrained set's own gradient (which no optimizer reads or
+           zeroes), cleared first so it stays bounded. */
+        memset(G + m->off_head, 0, (size_t)(c->vocab * d) * sizeof(float));
+    }
     rl_lmhead_backward(k.nf, P + m->off_head, M, d, c->vocab, k.tgt, r->chunk, k.b_chunk, k.lse, k.ent, glogp,
                        gent, k.b_dn, G + m->off_head, nt);
     rl_qwen2_rmsnorm_backward(k.res + c->n_layers * M * d, P + m->off_norm, k.rstdf, k.b_dn, k.b_dres,
-                              G + m->off_norm, M, d, 0);
+                              NORM_DW(m->off_norm), M, d, 0);
     for (int64_t l = c->n_layers - 1; l >= 0; l--) {
         const rl_qwen2_layer_off *o = &m->layer[l];
         layer_saved s;
@@ -323,38 +355,105 @@ int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glo
         const float *x = k.res + l * M * d;
         /* MLP: y = x2 + swiglu(g, u) Wd^T */
         rl_swiglu_forward(s.g, s.u, k.b_m, M * Fi, nt);
-        lin_dw(k.b_dres, k.b_m, G + o->wd, NULL, M, d, Fi);
+        LIN_DW(k.b_dres, k.b_m, o->wd, (size_t)-1, M, d, Fi);
         lin_dx(k.b_dres, P + o->wd, k.b_m, M, d, Fi, 0.0f); /* b_m now holds dm */
         rl_swiglu_backward(s.g, s.u, k.b_m, k.b_dg, k.b_du, M * Fi, nt);
         renorm(s.x2, s.rstd2, P + o->ln2, k.b_n, M, d);
-        lin_dw(k.b_dg, k.b_n, G + o->wg, NULL, M, Fi, d);
-        lin_dw(k.b_du, k.b_n, G + o->wu, NULL, M, Fi, d);
+        LIN_DW(k.b_dg, k.b_n, o->wg, (size_t)-1, M, Fi, d);
+        LIN_DW(k.b_du, k.b_n, o->wu, (size_t)-1, M, Fi, d);
         lin_dx(k.b_dg, P + o->wg, k.b_dn, M, Fi, d, 0.0f);
         lin_dx(k.b_du, P + o->wu, k.b_dn, M, Fi, d, 1.0f);
-        rl_qwen2_rmsnorm_backward(s.x2, P + o->ln2, s.rstd2, k.b_dn, k.b_dres, G + o->ln2, M, d, 1);
+        rl_qwen2_rmsnorm_backward(s.x2, P + o->ln2, s.rstd2, k.b_dn, k.b_dres, NORM_DW(o->ln2), M, d, 1);
         /* attention: x2 = x + attn(o) Wo^T */
-        lin_dw(k.b_dres, s.o, G + o->wo, NULL, M, d, qd);
+        LIN_DW(k.b_dres, s.o, o->wo, (size_t)-1, M, d, qd);
         lin_dx(k.b_dres, P + o->wo, k.b_do, M, d, qd, 0.0f);
         rl_attn_backward(s.q, s.k, s.v, s.o, s.lse, k.b_do, k.b_dq, k.b_dk, k.b_dv, k.seqs, S, dims, r->max_len, r->max_len,
                          k.b_attn, nt);
         rl_rope_apply(k.b_dq, M, c->n_heads, c->head_dim, k.pos, k.cos_t, k.sin_t, 1, nt);
         rl_rope_apply(k.b_dk, M, c->n_kv_heads, c->head_dim, k.pos, k.cos_t, k.sin_t, 1, nt);
         renorm(x, s.rstd1, P + o->ln1, k.b_n, M, d);
-        lin_dw(k.b_dq, k.b_n, G + o->wq, G + o->bq, M, qd, d);
-        lin_dw(k.b_dk, k.b_n, G + o->wk, G + o->bk, M, kd, d);
-        lin_dw(k.b_dv, k.b_n, G + o->wv, G + o->bv, M, kd, d);
+        LIN_DW(k.b_dq, k.b_n, o->wq, o->bq, M, qd, d);
+        LIN_DW(k.b_dk, k.b_n, o->wk, o->bk, M, kd, d);
+        LIN_DW(k.b_dv, k.b_n, o->wv, o->bv, M, kd, d);
         lin_dx(k.b_dq, P + o->wq, k.b_dn, M, qd, d, 0.0f);
         lin_dx(k.b_dk, P + o->wk, k.b_dn, M, kd, d, 1.0f);
         lin_dx(k.b_dv, P + o->wv, k.b_dn, M, kd, d, 1.0f);
-        rl_qwen2_rmsnorm_backward(x, P + o->ln1, s.rstd1, k.b_dn, k.b_dres, G + o->ln1, M, d, 1);
+        rl_qwen2_rmsnorm_backward(x, P + o->ln1, s.rstd1, k.b_dn, k.b_dres, NORM_DW(o->ln1), M, d, 1);
     }
-    /* Embedding rows in token order: a fixed summation order for repeated ids. */
-    float *dE = G + m->off_embed;
+#undef NORM_DW
+#undef LIN_DW
+    /* Embedding rows in token order: a fixed summation order for repeated ids.
+       A spliced row's gradient belongs to its image embedding, not to the
+       pad token's embedding (which the forward never read). */
+    float *dE = pg ? pg + m->off_embed : NULL;
+    const int32_t pad = r->splice ? r->image_pad_id : -1;
+    int64_t img = 0;
     for (int64_t i = 0; i < M; i++) {
-        float *dst = dE + (int64_t)k.tok[i] * d;
+        float *dst;
+        if (pad >= 0 && k.tok[i] == pad)
+            dst = r->image_grad ? r->image_grad + (img++) * d : NULL;
+        else
+            dst = dE ? dE + (int64_t)k.tok[i] * d : NULL;
+        if (!dst) continue;
         const float *src = k.b_dres + i * d;
         for (int64_t j = 0; j < d; j++) dst[j] += src[j];
     }
+    return 0;
+}
+
+int64_t rl_qwen2_count_pads(const int32_t *tokens, const int32_t *lengths, int64_t B, int64_t T, int32_t pad_id) {
+    if (pad_id < 0) return 0;
+    int64_t n = 0;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t len = lengths[b] < 0 ? 0 : lengths[b] > T ? T : lengths[b];
+        for (int64_t t = 0; t < len; t++) n += tokens[b * T + t] == pad_id;
+    }
+    return n;
+}
+
+int rl_qwen2_embed_rows(const rl_qwen2 *m, const int32_t *tokens, int64_t n, int32_t image_pad_id,
+                        const float *image_embeds, int64_t n_image_rows, int64_t *image_next, int bf16, float *out,
+                        rl_error *err) {
+    const int64_t d = m->cfg.hidden;
+    const float *E = m->params->data + m->off_embed;
+    if (bf16 && !m->bf16) return rl_fail(err, "qwen2: bf16 embedding requested but no bf16 weight copy exists");
+    for (int64_t i = 0; i < n; i++) {
+        float *dst = out + i * d;
+        if (image_pad_id >= 0 && tokens[i] == image_pad_id) {
+            if (!image_embeds || *image_next >= n_image_rows)
+                return rl_fail(err, "more <|image_pad|> tokens (id %d) than the %lld image embedding rows",
+                               image_pad_id, (long long)n_image_rows);
+            memcpy(dst, image_embeds + (*image_next)++ * d, (size_t)d * sizeof(float));
+        } else if (bf16) {
+            rl_bf16_to_f32_n(m->bf16 + m->off_embed + (size_t)tokens[i] * (size_t)d, dst, (size_t)d);
+        } else {
+            memcpy(dst, E + (int64_t)tokens[i] * d, (size_t)d * sizeof(float));
+        }
+    }
+    return 0;
+}
+
+int rl_qwen2_splice_images(const rl_qwen2 *m, rl_qwen2_run *r, int32_t pad_id, const float *image_embeds,
+                           int64_t n_image_rows, rl_error *err) {
+    r->splice = 0;
+    r->image_embeds = NULL;
+    r->n_image_rows = 0;
+    r->image_pad_id = -1;
+    if (pad_id >= m->cfg.vocab)
+        return rl_fail(err, "image pad id %d outside the vocabulary [0, %lld)", pad_id, (long long)m->cfg.vocab);
+    carve k;
+    carve_run(m, r, &k);
+    int64_t pads = 0;
+    if (pad_id >= 0)
+        for (int64_t i = 0; i < k.hdr[0]; i++) pads += k.tok[i] == pad_id;
+    if (n_image_rows < 0 || (n_image_rows > 0 && !image_embeds) || pads != n_image_rows)
+        return rl_fail(err, "%lld <|image_pad|> tokens (id %d) in the batch but %lld image embedding rows",
+                       (long long)pads, pad_id, (long long)n_image_rows);
+    if (pad_id < 0) return 0;
+    r->splice = 1;
+    r->image_pad_id = pad_id;
+    r->image_embeds = image_embeds;
+    r->n_image_rows = n_image_rows;
     return 0;
 }
 

@@ -7,7 +7,13 @@
  *
  * All activations live in three planned workspaces (saved for backward,
  * forward scratch, backward scratch) sized in infer for the maximum batch;
- * the LM head runs `chunk` rows at a time, so no [B, T, vocab] tensor exists. */
+ * the LM head runs `chunk` rows at a time, so no [B, T, vocab] tensor exists.
+ * When no backward will run (frozen policy, scoring), the model uses its
+ * forward-only layout and the whole block is forward scratch.
+ *
+ * Image splice: positions holding `image_pad_id` take the rows of the
+ * optional `image_embeds` input (the vision encoder's output) in batch
+ * order; backward returns their gradient when the encoder is trained. */
 #include <omp.h>
 #include <string.h>
 
@@ -21,13 +27,18 @@ typedef struct policy_state {
     int64_t *tap;
     rl_qwen2_run run;
     int ws_saved, ws_fwd, ws_bwd, ws_grad;
+    int32_t pad_id;        /* image_pad_id option (-1: no splice) */
     int64_t B, T;          /* the shapes of the last forward */
 } policy_state;
 
 static const rl_port_spec policy_inputs[] = {
     {"tokens", RL_I32, 2, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0, "token ids [B, T], right-padded"},
     {"lengths", RL_I32, 1, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0, "valid tokens per row [B]"},
+    /* Backward needs only d(input embeddings), not the values: not kept. */
+    {"image_embeds", RL_F32, 2, RL_PORT_OPTIONAL | RL_PORT_NOT_IN_BACKWARD, 0,
+     "[N_img, d]: row k replaces the embedding of the batch's k-th image_pad_id token (rows in batch order)"},
 };
+enum { IN_TOKENS, IN_LENGTHS, IN_IMAGES };
 static const rl_port_spec policy_outputs[] = {
     {"logprobs", RL_F32, 2, RL_PORT_NOT_IN_BACKWARD, 0,
      "[B, T]: log p(token_t | tokens_<t); 0 at t = 0 and on padding"},
@@ -42,6 +53,8 @@ static const rl_option_spec policy_options[] = {
     {"tap_layers", RL_VAL_NUMBERS, "", "fractions p in (0, 1]: block j = round(p*N) (N -> N-1) for 'hidden'",
      NULL},
     {"chunk", RL_VAL_INT, "0", "rows per LM-head chunk (0: about 32 MB of logits)", NULL},
+    {"image_pad_id", RL_VAL_INT, "-1",
+     "token id whose positions take the rows of 'image_embeds' (the tokenizer's <|image_pad|>; -1: none)", NULL},
 };
 
 static int policy_init(rl_node *n, rl_error *err) {
@@ -62,6 +75,11 @@ static int policy_init(rl_node *n, rl_error *err) {
     }
     s->n_tap = cnt;
     if (rl_node_opt_int(n, "chunk") < 0) return rl_node_fail(n, err, "option 'chunk' must be >= 0");
+    int64_t pad = rl_node_opt_int(n, "image_pad_id");
+    if (pad < -1 || pad >= s->m->cfg.vocab)
+        return rl_node_fail(n, err, "option 'image_pad_id' = %lld is outside the vocabulary [0, %lld) (or -1)",
+                            (long long)pad, (long long)s->m->cfg.vocab);
+    s->pad_id = (int32_t)pad;
     return rl_node_use_params(n, s->m->params, err);
 }
 
@@ -85,16 +103,29 @@ static int policy_infer(rl_node *n, rl_error *err) {
         chunk = ((int64_t)1 << 23) / c->vocab; /* 32 MB of logits: 55 rows at a 152K vocabulary */
         if (chunk < 8) chunk = 8;
     }
+    if (n->src[IN_IMAGES]) {
+        if (n->in[IN_IMAGES].shape.dim[1] != c->hidden)
+            return rl_node_fail(n, err, "input 'image_embeds' has shape %s, expected [N, %lld] (the hidden size)",
+                                rl_shape_str(&n->in[IN_IMAGES].shape, buf, sizeof buf), (long long)c->hidden);
+        if (s->pad_id < 0)
+            return rl_node_fail(n, err, "input 'image_embeds' is connected but option 'image_pad_id' is not set");
+    }
     if (chunk > rows) chunk = rows;
     s->run = (rl_qwen2_run){rows, B, T, chunk, omp_get_max_threads(), NULL, NULL, NULL};
+    /* Without a backward nothing outlives the forward: one layer slot of
+       activations, all of it forward scratch, and no backward scratch. */
+    s->run.forward_only = !n->needs_backward;
     rl_qwen2_ws_bytes wb;
     rl_error e = {0};
-    if (rl_qwen2_ws_size(c, rows, B, T, chunk, s->run.threads, &wb, &e)) return rl_node_fail(n, err, "%s", e.msg);
+    if (rl_qwen2_ws_size_run(c, &s->run, &wb, &e)) return rl_node_fail(n, err, "%s", e.msg);
     n->n_ws = 0;
-    if ((s->ws_saved = rl_node_request(n, RL_WS_SAVED, wb.saved, err)) < 0 ||
-        (s->ws_fwd = rl_node_request(n, RL_WS_SCRATCH_FWD, wb.fwd, err)) < 0 ||
-        (s->ws_bwd = rl_node_request(n, RL_WS_SCRATCH_BWD, wb.bwd, err)) < 0 ||
-        (s->ws_grad = rl_node_request(n, RL_WS_SCRATCH_BWD, (size_t)rows * 2 * sizeof(float), err)) < 0)
+    s->ws_bwd = s->ws_grad = -1;
+    if ((s->ws_saved = rl_node_request(n, n->needs_backward ? RL_WS_SAVED : RL_WS_SCRATCH_FWD, wb.saved, err)) < 0 ||
+        (s->ws_fwd = rl_node_request(n, RL_WS_SCRATCH_FWD, wb.fwd, err)) < 0)
+        return -1;
+    if (n->needs_backward &&
+        ((s->ws_bwd = rl_node_request(n, RL_WS_SCRATCH_BWD, wb.bwd, err)) < 0 ||
+         (s->ws_grad = rl_node_request(n, RL_WS_SCRATCH_BWD, (size_t)rows * 2 * sizeof(float), err)) < 0))
         return -1;
     n->out[0].dtype = n->out[1].dtype = n->out[2].dtype = n->out[3].dtype = RL_F32;
     n->out[0].shape = rl_shape2(B, T);
@@ -107,7 +138,7 @@ static int policy_infer(rl_node *n, rl_error *err) {
 static void bind(rl_node *n, policy_state *s, rl_run_ctx *ctx) {
     s->run.saved = n->ws[s->ws_saved].data;
     s->run.fwd = n->ws[s->ws_fwd].data;
-    s->run.bwd = n->ws[s->ws_bwd].data;
+    s->run.bwd = s->ws_bwd >= 0 ? n->ws[s->ws_bwd].data : NULL;
     (void)ctx;
 }
 
@@ -125,6 +156,10 @@ static int policy_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     bind(n, s, ctx);
     rl_error e = {0};
     if (rl_qwen2_pack(s->m, &s->run, rl_i32(&n->in[0]), rl_i32(&n->in[1]), B, T, &e))
+        return rl_node_fail(n, err, "%s", e.msg);
+    const int64_t n_img = n->src[IN_IMAGES] ? n->in[IN_IMAGES].shape.dim[0] : 0;
+    if (rl_qwen2_splice_images(s->m, &s->run, s->pad_id, n->src[IN_IMAGES] ? rl_f32(&n->in[IN_IMAGES]) : NULL, n_img,
+                               &e))
         return rl_node_fail(n, err, "%s", e.msg);
     if (rl_qwen2_forward(s->m, &s->run, &e)) return rl_node_fail(n, err, "%s", e.msg);
     s->B = B;
@@ -160,9 +195,13 @@ static int policy_backward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     policy_state *s = n->state;
     const float *glp = rl_f32(&n->grad_out[0]), *gen = rl_f32(&n->grad_out[1]);
     /* Only a set an optimizer trains gets gradients (a frozen reference
-       policy's gradient would never be read or zeroed). */
-    if ((!glp && !gen) || !s->m->params->trainable) return 0;
+       policy's gradient would never be read or zeroed); a frozen policy
+       still carries the gradient back to a trained vision encoder. */
+    const int want_img = n->need_grad_in[IN_IMAGES] && n->grad_in[IN_IMAGES].data && s->run.splice;
+    if ((!glp && !gen) || (!s->m->params->trainable && !want_img)) return 0;
     bind(n, s, ctx);
+    s->run.no_param_grad = !s->m->params->trainable;
+    s->run.image_grad = want_img ? rl_f32(&n->grad_in[IN_IMAGES]) : NULL;
     const int64_t M = rl_qwen2_rows(&s->run), T = s->T;
     float *gl = n->ws[s->ws_grad].data, *ge = gl + s->run.max_rows;
     memset(gl, 0, (size_t)M * sizeof(float));
@@ -195,11 +234,11 @@ const rl_node_type rl_node_policy = {
     .name = "policy",
     .doc = "Qwen2 policy, teacher-forced: per-token log-probs, entropies and tapped hidden states",
     .inputs = policy_inputs,
-    .n_inputs = 2,
+    .n_inputs = 3,
     .outputs = policy_outputs,
     .n_outputs = 4,
     .options = policy_options,
-    .n_options = 3,
+    .n_options = 4,
     .init = policy_init,
     .infer = policy_infer,
     .forward = policy_forward,

@@ -52,7 +52,7 @@ local function defaults(method)
     estimator = "group_norm",    -- GRPO
     kl = 0.0,                    -- KL in the reward needs a reference policy: off, as in the reference RLFR runs
     partial = 0.5,               -- reward of a boxed but wrong answer (reference)
-    prompt_len = 384,            -- longest prompt in tokens (longer prompts are cut)
+    prompt_len = 256,            -- longest prompt in tokens (longer prompts are cut; the task needs < 160)
     seed = 1,                    -- data order and sampling streams (plus --seed)
     task = { steps = 3, min_steps = 0, max_value = 30, max_factor = 9, ops = "+-*/", task_seed = 0 },
     flow = {
@@ -157,7 +157,7 @@ local function random_model(cfg, out, seed)
     max_position_embeddings = 1024, tie_word_embeddings = true, seed = seed,
   }
   local flow = rlfr.new_flow { hidden = mc.hidden, width = mc.flow_width, depth = mc.flow_depth, seed = seed + 1 }
-  if mc.sft_steps > 0 then
+  if mc.sft_steps > 0 and rlfr.args.mode ~= "plan" then
     -- Teacher-forced SFT on expert solutions: enough for the micro model to
     -- write "... \boxed{...}" often, so outcome rewards differ within groups.
     local sg = rlfr.graph "rl-micro-sft"
@@ -343,13 +343,17 @@ function M.main(method_default)
     die("--set method=%s: unknown method (rlfr, rlvr or entropy)", cfg.method)
   end
   local out = rlfr.args.out or (cfg.out ~= "" and cfg.out) or ("runs/" .. cfg.method .. "_text")
+  if rlfr.args.mode == "plan" and not rlfr.args.out then
+    -- `rlfr plan` writes nothing into runs/ (a micro tokenizer goes to /tmp)
+    out = os.tmpname() .. ".d"
+  end
   local ok, merr = core.mkdir_p(out)
   if not ok then die("%s", merr) end
   local seed = cfg.seed + rlfr.args.seed
   local m = load_model(cfg, out, seed)
   local eos = m.tokenizer:token_id("<|im_end|>")
   if not eos then die("%s: the tokenizer has no <|im_end|> token (the chat template's end)", cfg.model) end
-  if cfg.model == "random" and cfg.save and rlfr.save_bundle then
+  if cfg.model == "random" and cfg.save and rlfr.save_bundle and rlfr.args.mode ~= "plan" then
     -- The starting point, so a test can tell that training changed the weights.
     rlfr.save_bundle { dir = out .. "/init", policy = m.policy, tokenizer = m.tokenizer, flow = m.flow,
                        meta = { recipe = "rl_text random init", seed = seed } }
@@ -357,6 +361,10 @@ function M.main(method_default)
 
   local evaluate = make_eval(cfg, m, eos, seed)
   local g = make_train(cfg, m, eos, seed)
+  if rlfr.args.mode == "plan" then
+    -- `rlfr plan`: rlfr.train prints the training graph's plan and stops.
+    rlfr.train(g, { steps = cfg.steps, phases = { "rollout", "score", { "update", cfg.updates } }, out = out })
+  end
   local t0 = core.clock()
   local acc_before, len_before = evaluate()
   local t_eval = core.clock() - t0

@@ -93,7 +93,11 @@ static int make_buffers(rl_graph *g, rl_error *err) {
             buf.planned = n->ws[w].kind != RL_WS_PERSISTENT;
             switch (n->ws[w].kind) {
             case RL_WS_SCRATCH_FWD: buf.first = buf.last = f; break;
-            case RL_WS_SCRATCH_BWD: buf.first = buf.last = b >= 0 ? b : f; break;
+            case RL_WS_SCRATCH_BWD:
+                /* A backward that never runs needs no scratch: an empty buffer. */
+                buf.first = buf.last = b >= 0 ? b : f;
+                if (b < 0) buf.bytes = 0;
+                break;
             case RL_WS_SAVED: buf.first = f; buf.last = b >= 0 ? b : f; break;
             case RL_WS_PERSISTENT: buf.first = 0; buf.last = g->n_steps - 1; break;
             }

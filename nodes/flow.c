@@ -270,7 +270,7 @@ static int fw_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
         }
     }
     if (!isfinite(loss))
-        return rl_node_fail(n, err, "flow-matching loss is not finite at step %lld", (long long)ctx->step);
+        return rl_node_fail(n, err, "flow-matching loss is not finite at step %lld", (long long)ctx->step + 1);
     rl_f32(&n->out[OUT_LOSS])[0] = (float)loss;
     rl_metric_set(ctx, n, s->train ? "flow_train_loss" : "flow_score_loss", loss);
     return 0;

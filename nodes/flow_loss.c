@@ -98,7 +98,7 @@ static int fl_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
                                n->ws[s->ws_grad].data, n->ws[s->ws_sort].data, &st);
     if (!isfinite(loss))
         return rl_node_fail(n, err, "flow loss is %s at step %lld", isnan(loss) ? "NaN" : "infinite",
-                            (long long)ctx->step);
+                            (long long)ctx->step + 1);
     n->out[0].shape = rl_shape1(1);
     rl_f32(&n->out[0])[0] = (float)loss;
     rl_metric_set(ctx, n, "flow_loss", loss);

@@ -101,7 +101,7 @@ static int pg_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     double loss = pg_run(n, NULL, 0, &st);
     if (!isfinite(loss))
         return rl_node_fail(n, err, "loss is %s at step %lld (check log-probs and advantages)",
-                            isnan(loss) ? "NaN" : "infinite", (long long)ctx->step);
+                            isnan(loss) ? "NaN" : "infinite", (long long)ctx->step + 1);
     n->out[0].shape = rl_shape1(1);
     rl_f32(&n->out[0])[0] = (float)loss;
     rl_metric_set(ctx, n, "loss", st.loss);

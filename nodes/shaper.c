@@ -136,12 +136,12 @@ static int shaper_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     if (n->src[IN_SCORE]) {
         const float *sm = n->src[IN_SCORE_MASK] ? rl_f32(&n->in[IN_SCORE_MASK]) : NULL;
         if (rl_flow_reward(rl_f32(&n->in[IN_SCORE]), mask, sm, N, T, &s->flow, flow, n->ws[s->ws_idx].data, &fs, err))
-            return rl_node_fail(n, err, "%s (step %lld)", err->msg, (long long)ctx->step);
+            return rl_node_fail(n, err, "%s (step %lld)", err->msg, (long long)ctx->step + 1);
     } else {
         memset(flow, 0, (size_t)(N * T) * sizeof *flow);
     }
     if (rl_outcome_advantage(reward, keep, N, s->group, s->est, s->eps, adv, err))
-        return rl_node_fail(n, err, "%s (step %lld)", err->msg, (long long)ctx->step);
+        return rl_node_fail(n, err, "%s (step %lld)", err->msg, (long long)ctx->step + 1);
 
     const float *kl = NULL;
     double kl_sum = 0, n_valid = 0;
@@ -160,7 +160,7 @@ static int shaper_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     for (int64_t i = 0; i < N * T; i++) {
         if (!isfinite(A[i]))
             return rl_node_fail(n, err, "advantage is not finite at response %lld, position %lld (step %lld)",
-                                (long long)(i / T), (long long)(i % T), (long long)ctx->step);
+                                (long long)(i / T), (long long)(i % T), (long long)ctx->step + 1);
         n_valid += mask[i] > 0;
     }
     double rsum = 0, zero_std = 0;

@@ -19,7 +19,7 @@ static inline float rl_expf(float x) {
     x = x < -87.3f ? -87.3f : (x > 88.0f ? 88.0f : x);
     float t = x * 1.44269504088896341f + 12582912.0f;
     float n = t - 12582912.0f;
-    int32_t ti;
+    uint32_t ti; /* unsigned: a NaN input must not make the exponent arithmetic overflow (UB) */
     memcpy(&ti, &t, sizeof ti);
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -29,7 +29,7 @@ static inline float rl_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t e = (ti - 0x4B400000 + 127) * (1 << 23);
+    uint32_t e = (ti - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &e, sizeof scale);
     return p * scale;

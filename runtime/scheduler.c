@@ -59,8 +59,9 @@ static int seed_loss(rl_graph *g, const rl_buffer *b, rl_run_ctx *ctx, rl_error 
     const float *v = rl_f32(loss);
     for (int64_t i = 0; i < cnt; i++)
         if (!isfinite(v[i]))
+            /* Steps are counted from 1 in messages, as the driver shows them. */
             return rl_node_fail(n, err, "output '%s' is %s at step %lld: the run stops here (no update applied)",
-                                n->type->outputs[b->port].name, isnan(v[i]) ? "NaN" : "infinite", (long long)ctx->step);
+                                n->type->outputs[b->port].name, isnan(v[i]) ? "NaN" : "infinite", (long long)ctx->step + 1);
     float *gdata = b->data;
     for (int64_t i = 0; i < cnt; i++) gdata[i] = 1.0f;
     (void)g;

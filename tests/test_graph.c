@@ -428,7 +428,7 @@ static void test_errors(void) {
 }
 
 /* A NaN loss stops the run naming the node and the step, before any update. */
-static const rl_port_spec nan_out[] = {{"y", RL_F32, 2, 0, 0, "nan at step 2"}};
+static const rl_port_spec nan_out[] = {{"y", RL_F32, 2, 0, 0, "nan at (0-based) step 2"}};
 static int nan_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     src_forward(n, ctx, err);
     if (ctx->step == 2) rl_f32(&n->out[0])[3] = NAN;
@@ -471,7 +471,7 @@ static void test_nan_loss(void) {
         rc = rl_graph_run(g, NULL, &ctx, &e);
     }
     CHECK(rc != 0);
-    CHECK_MSG(strstr(e.msg, "my_loss") && strstr(e.msg, "NaN at step 2") && strstr(e.msg, "test.lua:9"), "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "my_loss") && strstr(e.msg, "NaN at step 3") && strstr(e.msg, "test.lua:9"), "%s", e.msg);
     CHECK(memcmp(before, p->data, sizeof before) == 0);
     rl_graph_free(g);
     rl_object_release(po);

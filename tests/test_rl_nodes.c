@@ -400,9 +400,9 @@ static void test_bad_input(void) {
         fill_feeds(P.pol, P.flow, 5);
         feed_buf[F_REF][3] = NAN;
         feed_buf[F_MASK][3] = 1;
-        rl_run_ctx ctx = {.step = 17};
+        rl_run_ctx ctx = {.step = 17 /* shown as step 18: messages count from 1 */};
         CHECK(rl_graph_run(P.g, NULL, &ctx, &e) == -1);
-        CHECK_MSG(strstr(e.msg, "step 17") && strstr(e.msg, "shaper"), "%s", e.msg);
+        CHECK_MSG(strstr(e.msg, "step 18") && strstr(e.msg, "shaper"), "%s", e.msg);
     }
     destroy(&P);
 }

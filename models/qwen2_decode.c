@@ -59,9 +59,16 @@ size_t rl_qwen2_decode_floats(const rl_qwen2_config *c, int64_t max_rows, int64_
  * 16 vector accumulators in registers and reads each weight vector once for
  * the 4 rows (8 loads per 16 FMAs). Threads take ranges of outputs, only when
  * the matrix is large enough to pay for a parallel region. */
-typedef float v8f __attribute__((vector_size(32)));
-typedef uint16_t v8h __attribute__((vector_size(16)));
-typedef uint32_t v8u __attribute__((vector_size(32)));
+/* Vectors as wide as the target's registers (8 floats with AVX, else 4),
+   so no function passes a vector wider than the ABI's registers. */
+#ifdef __AVX__
+#define VW 8
+#else
+#define VW 4
+#endif
+typedef float v8f __attribute__((vector_size(VW * 4)));
+typedef uint16_t v8h __attribute__((vector_size(VW * 2)));
+typedef uint32_t v8u __attribute__((vector_size(VW * 4)));
 
 static inline v8f ld_f(const float *p) {
     v8f v;
@@ -77,7 +84,9 @@ static inline v8f ld_h(const uint16_t *p) {
     return f;
 }
 static inline float hsum8(v8f v) {
-    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+    float s = 0;
+    for (int i = 0; i < VW; i++) s += v[i];
+    return s;
 }
 static inline float w_at(const float *W, const uint16_t *Wh, int64_t i) {
     if (Wh) {
@@ -89,39 +98,67 @@ static inline float w_at(const float *W, const uint16_t *Wh, int64_t i) {
     return W[i];
 }
 
-/* One tile: rows xr[0..3] (missing rows repeat row 0) times weight rows
- * j0..j0+nj-1 (nj <= 4); sums written to acc[r][j]. */
-static void tile4x4(const float *const xr[4], const float *W, const uint16_t *Wh, int64_t j0, int nj, int64_t in,
-                    float acc[4][4]) {
+/* One tile: rows xr[0..nr-1] times weight rows j0..j0+nj-1 (nj <= 4; missing
+ * outputs repeat the first); sums written to acc[r][j]. Inlined with
+ * constant `half` and `nr`, so the inner loop has no dtype branch and a
+ * one-row call (single-sample decoding) does no wasted multiplies. */
+static inline __attribute__((always_inline)) void tile_t(const float *const xr[4], const float *W,
+                                                         const uint16_t *Wh, int half, int nr, int64_t j0, int nj,
+                                                         int64_t in, float acc[4][4]) {
     v8f a[4][4];
     memset(a, 0, sizeof a);
-    const int64_t in8 = in & ~(int64_t)7;
-    int64_t jr[4];
-    for (int j = 0; j < 4; j++) jr[j] = (j0 + (j < nj ? j : 0)) * in;
-    for (int64_t i = 0; i < in8; i += 8) {
+    const int64_t in8 = in & ~(int64_t)(VW - 1);
+    const float *wf[4];
+    const uint16_t *wh[4];
+    for (int j = 0; j < 4; j++) {
+        const int64_t off = (j0 + (j < nj ? j : 0)) * in;
+        wf[j] = half ? NULL : W + off;
+        wh[j] = half ? Wh + off : NULL;
+    }
+    for (int64_t i = 0; i < in8; i += VW) {
         v8f w[4], x[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) w[j] = Wh ? ld_h(Wh + jr[j] + i) : ld_f(W + jr[j] + i);
+        for (int j = 0; j < 4; j++) w[j] = half ? ld_h(wh[j] + i) : ld_f(wf[j] + i);
 #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) x[r] = ld_f(xr[r] + i);
+        for (int r = 0; r < nr; r++) x[r] = ld_f(xr[r] + i);
 #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++)
+        for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) a[r][j] += x[r] * w[j];
     }
-    for (int r = 0; r < 4; r++)
+    for (int r = 0; r < nr; r++)
         for (int j = 0; j < 4; j++) {
             float s = hsum8(a[r][j]);
-            for (int64_t i = in8; i < in; i++) s += xr[r][i] * w_at(W, Wh, jr[j] + i);
+            for (int64_t i = in8; i < in; i++)
+                s += xr[r][i] * (half ? w_at(NULL, wh[j], i) : wf[j][i]);
             acc[r][j] = s;
         }
+}
+
+#define TILE_CASE(NR)                                                                                             \
+    case NR:                                                                                                      \
+        if (Wh)                                                                                                   \
+            tile_t(xr, W, Wh, 1, NR, j0, nj, in, acc);                                                            \
+        else                                                                                                      \
+            tile_t(xr, W, Wh, 0, NR, j0, nj, in, acc);                                                            \
+        break;
+
+static void tile4x4(const float *const xr[4], int nr, const float *W, const uint16_t *Wh, int64_t j0, int nj,
+                    int64_t in, float acc[4][4]) {
+    switch (nr) {
+        TILE_CASE(1)
+        TILE_CASE(2)
+        TILE_CASE(3)
+        default:
+        TILE_CASE(4)
+    }
 }
 
 static void linear_rows(const float *x, const float *W, const uint16_t *Wh, const float *b, float *y, int64_t M,
                         int64_t out, int64_t in, float beta, int threads) {
     const int64_t n_tiles = (out + 3) / 4;
-    /* ~1 MFLOP per thread at least: below that a fork/join costs more than it saves */
-    const int par = threads > 1 && M * out * in >= ((int64_t)1 << 19) * threads;
+    /* ~0.5 MFLOP per thread at least: below that a fork/join costs more than it saves */
+    const int par = threads > 1 && M * out * in >= ((int64_t)1 << 18) * threads;
 #pragma omp parallel for num_threads(threads) schedule(static) if (par)
     for (int64_t t = 0; t < n_tiles; t++) {
         const int64_t j0 = t * 4;
@@ -131,13 +168,61 @@ static void linear_rows(const float *x, const float *W, const uint16_t *Wh, cons
             const float *xr[4];
             for (int r = 0; r < 4; r++) xr[r] = x + (r0 + (r < nr ? r : 0)) * in;
             float acc[4][4];
-            tile4x4(xr, W, Wh, j0, nj, in, acc);
+            tile4x4(xr, nr, W, Wh, j0, nj, in, acc);
             for (int r = 0; r < nr; r++)
                 for (int j = 0; j < nj; j++) {
                     float v = acc[r][j] + (b ? b[j0 + j] : 0.0f);
                     float *yp = y + (r0 + r) * out + j0 + j;
                     *yp = beta == 0.0f ? v : *yp + v;
                 }
+        }
+    }
+}
+
+/* Attention of one new token per sequence (a decoding step). The generic
+ * kernel runs two GEMMs per head, and a GEMM with one row spends its time
+ * packing the keys; here each query row dots the cached keys directly, and
+ * the heads of a KV group share one pass over that group's keys and values. */
+static void attn_step(const float *q, const float *kc, const float *vc, float *o, const rl_attn_seq *seqs,
+                      int64_t n_seqs, rl_attn_dims dims, int64_t max_keys, float *scratch, int threads) {
+    const int64_t H = dims.n_heads, Hk = dims.n_kv_heads, hd = dims.head_dim;
+    const int64_t group = H / Hk, qs = H * hd, ks = Hk * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int64_t items = n_seqs * Hk;
+    const int par = threads > 1 && items * max_keys * hd * group >= ((int64_t)1 << 17) * threads;
+#pragma omp parallel for num_threads(threads) schedule(static) if (par)
+    for (int64_t it = 0; it < items; it++) {
+        const rl_attn_seq *sq = &seqs[it / Hk];
+        const int64_t g = it % Hk, nk = sq->pos0 + 1;
+        float *P = scratch + (size_t)(par ? omp_get_thread_num() : 0) * (size_t)(2 * max_keys);
+        const float *kg = kc + sq->k_row * ks + g * hd, *vg = vc + sq->k_row * ks + g * hd;
+        for (int64_t h = g * group; h < (g + 1) * group; h++) {
+            const float *qh = q + sq->q_row * qs + h * hd;
+            float *oh = o + sq->q_row * qs + h * hd;
+            float mx = -INFINITY;
+            const int64_t hv = hd & ~(int64_t)(VW - 1);
+            for (int64_t j = 0; j < nk; j++) {
+                const float *kj = kg + j * ks;
+                /* head_dim is short (32-128): whole vectors, one horizontal sum */
+                v8f av = {0};
+                for (int64_t i = 0; i < hv; i += VW) av += ld_f(qh + i) * ld_f(kj + i);
+                float dot = hsum8(av);
+                for (int64_t i = hv; i < hd; i++) dot += qh[i] * kj[i];
+                P[j] = dot * scale;
+                mx = P[j] > mx ? P[j] : mx;
+            }
+            float sum = 0;
+            for (int64_t j = 0; j < nk; j++) {
+                P[j] = rl_expf(P[j] - mx);
+                sum += P[j];
+            }
+            const float inv = 1.0f / sum;
+            memset(oh, 0, (size_t)hd * sizeof(float));
+            for (int64_t j = 0; j < nk; j++) {
+                const float pj = P[j] * inv, *vj = vg + j * ks;
+#pragma omp simd
+                for (int64_t i = 0; i < hd; i++) oh[i] += pj * vj[i];
+            }
         }
     }
 }
@@ -226,7 +311,10 @@ int rl_qwen2_decode_img(const rl_qwen2 *m, float *kcache, float *vcache, int64_t
             memcpy(kc + (sq->k_row + sq->pos0) * kd, w.k + sq->q_row * kd, bytes);
             memcpy(vc + (sq->k_row + sq->pos0) * kd, w.v + sq->q_row * kd, bytes);
         }
-        rl_attn_forward(w.q, kc, vc, w.o, NULL, seqs, n_seqs, dims, max_q, max_keys, w.attn, nt);
+        if (R == n_seqs) /* one new token per sequence: a decoding step */
+            attn_step(w.q, kc, vc, w.o, seqs, n_seqs, dims, max_keys, w.attn, nt);
+        else
+            rl_attn_forward(w.q, kc, vc, w.o, NULL, seqs, n_seqs, dims, max_q, max_keys, w.attn, nt);
         linear(m, bf16, w.o, o->wo, NULL, w.x, R, d, qd, 1.0f, nt);
         rl_qwen2_rmsnorm(w.x, P + o->ln2, w.n, NULL, R, d, eps);
         linear(m, bf16, w.n, o->wg, NULL, w.g, R, Fi, d, 0.0f, nt);

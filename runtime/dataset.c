@@ -216,17 +216,7 @@ static int setup_arith(rl_dataset *d, rl_error *err) {
 
 /* The permutation of epoch e: Fisher-Yates on the identity, keyed (seed, e). */
 static void shuffle_epoch(rl_dataset *d, int64_t epoch) {
-    if (!d->perm) return;
-    uint32_t n = (uint32_t)d->size;
-    for (uint32_t i = 0; i < n; i++) d->perm[i] = i;
-    rl_rng r;
-    rl_rng_init(&r, d->cfg.seed, rl_rng_stream2(PURPOSE_SHUFFLE, (uint64_t)epoch));
-    for (uint32_t i = n - 1; i > 0; i--) {
-        uint32_t k = (uint32_t)rl_rng_below(&r, (uint64_t)i + 1);
-        uint32_t t = d->perm[i];
-        d->perm[i] = d->perm[k];
-        d->perm[k] = t;
-    }
+    if (d->perm) rl_rng_permutation(d->perm, (uint32_t)d->size, d->cfg.seed, rl_rng_stream2(PURPOSE_SHUFFLE, (uint64_t)epoch));
 }
 
 int rl_dataset_open(const rl_dataset_cfg *c, rl_dataset **out, rl_error *err) {

@@ -166,3 +166,16 @@ uint64_t rl_rng_below(rl_rng *r, uint64_t n) {
     while (v >= limit);
     return v % n;
 }
+
+void rl_rng_permutation(uint32_t *perm, uint32_t n, uint64_t seed, uint64_t stream) {
+    for (uint32_t i = 0; i < n; i++) perm[i] = i;
+    if (n < 2) return;
+    rl_rng r;
+    rl_rng_init(&r, seed, stream);
+    for (uint32_t i = n - 1; i > 0; i--) {
+        uint32_t k = (uint32_t)rl_rng_below(&r, (uint64_t)i + 1);
+        uint32_t t = perm[i];
+        perm[i] = perm[k];
+        perm[k] = t;
+    }
+}

@@ -58,4 +58,9 @@ float    rl_rng_normal(rl_rng *r);       /* N(0, 1) */
 /* Uniform integer in [0, n) without modulo bias; 0 when n == 0. */
 uint64_t rl_rng_below(rl_rng *r, uint64_t n);
 
+/* perm = a uniformly random permutation of 0..n-1 (Fisher-Yates on the
+   identity), drawn from stream `stream` of `seed`: the epoch shuffles of the
+   datasets, reproducible from (seed, epoch) alone. */
+void rl_rng_permutation(uint32_t *perm, uint32_t n, uint64_t seed, uint64_t stream);
+
 #endif

@@ -12,9 +12,15 @@
  *   token_loss  [B, T]: per token, mean over its groups and repeats of l
  *               (the online update trains on it with per-response weights);
  *   score       [B, T]: per token, mean over its groups of mean_t w(t)·l(t),
- *               w(t) = t/(1−t) for EACH timestep (not the last one for all).
- * Tokens without rows get 0. Without the `mask` input (train mode only),
- * token_loss and score are [1, 1] zeros.
+ *               w(t) = t/(1−t) for EACH timestep (not the last one for all);
+ *   score_mask  [B, T]: 1 where a token received at least one row (a score
+ *               from some layer/context group), else 0.
+ * Tokens without rows get 0 in score and token_loss. That 0 is "no score",
+ * not "lowest score": the shaper's min-max normalisation would take it as
+ * the minimum, so score_mask tells it which tokens to normalise over (in
+ * token_pre mode the last response token has no context partner).
+ * Without the `mask` input (train mode only), token_loss, score and
+ * score_mask are [1, 1] zeros.
  * Backward: from loss and from token_loss into the flow's parameters only;
  * every input is NO_GRAD, so nothing reaches the policy. Noise comes from the
  * counter RNG keyed by (run seed, node seed, step, repeat): reproducible, and
@@ -31,7 +37,7 @@
 #include "rng.h"
 
 enum { IN_TARGET, IN_COND, IN_TAU, IN_INDEX, IN_MASK, N_IN };
-enum { OUT_LOSS, OUT_SCORE, OUT_TOKEN_LOSS, N_OUT };
+enum { OUT_LOSS, OUT_SCORE, OUT_TOKEN_LOSS, OUT_SCORE_MASK, N_OUT };
 
 #define FW_MAX_GROUPS 256
 #define FW_MAX_T 16
@@ -48,6 +54,8 @@ static const rl_port_spec fw_outputs[] = {
     {"loss", RL_F32, 1, 0, 0, "[1]: flow-matching loss (mean over layers/modes, tokens, repeats)"},
     {"score", RL_F32, 2, 0, 0, "[B, T]: mean_t w(t)·l_k(t), averaged over layers and modes (not differentiable)"},
     {"token_loss", RL_F32, 2, 0, 0, "[B, T]: unweighted per-token loss (differentiable w.r.t. the flow)"},
+    {"score_mask", RL_F32, 2, RL_PORT_NOT_IN_BACKWARD, 0,
+     "[B, T]: 1 on tokens that got a score from at least one layer/context group (the shaper's score_mask)"},
 };
 static const rl_option_spec fw_options[] = {
     {"net", RL_VAL_OBJECT, NULL, "the flow network", "flow"},
@@ -142,6 +150,7 @@ static int fw_infer(rl_node *n, rl_error *err) {
         n->out[OUT_SCORE].shape = rl_shape2(1, 1);
     }
     n->out[OUT_TOKEN_LOSS].shape = n->out[OUT_SCORE].shape;
+    n->out[OUT_SCORE_MASK].shape = n->out[OUT_SCORE].shape;
     n->out[OUT_LOSS].shape = rl_shape1(1);
     /* R ≤ 2^31 and d ≤ 2^16 keep these products far below SIZE_MAX. */
     size_t rd = (size_t)R * (size_t)d, cd = (size_t)chunk * (size_t)d;
@@ -182,6 +191,7 @@ static int fw_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     s->T = n->src[IN_MASK] ? n->in[IN_MASK].shape.dim[1] : 1;
     n->out[OUT_SCORE].shape = rl_shape2(s->B, s->T);
     n->out[OUT_TOKEN_LOSS].shape = rl_shape2(s->B, s->T);
+    n->out[OUT_SCORE_MASK].shape = rl_shape2(s->B, s->T);
     n->out[OUT_LOSS].shape = rl_shape1(1);
     float *score = rl_f32(&n->out[OUT_SCORE]), *tl = rl_f32(&n->out[OUT_TOKEN_LOSS]);
     float *tokcnt = wsf(n, s, WS_TOKCNT);
@@ -202,6 +212,8 @@ static int fw_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
         s->gcnt[g]++;
         if (n->src[IN_MASK]) tokcnt[(int64_t)b * s->T + k] += 1.0f;
     }
+    float *smask = rl_f32(&n->out[OUT_SCORE_MASK]);
+    for (int64_t p = 0; p < BT; p++) smask[p] = tokcnt[p] > 0.0f ? 1.0f : 0.0f;
     s->G = 0;
     for (int g = 0; g < FW_MAX_GROUPS; g++) s->G += s->gcnt[g] > 0;
 

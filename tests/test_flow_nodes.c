@@ -242,7 +242,7 @@ static int build(fgraph *G, rl_object *fo, rl_object *po, const char *mode3, int
         const char *ins[] = {"target", "cond", "tau", "index"};
         for (int k = 0; k < 4; k++) connect(G->g, G->fl[i], ins[k], G->tap, ins[k]);
         connect(G->g, G->fl[i], "mask", G->src, "mask");
-        for (int k = 0; k < 3; k++) rl_graph_mark_output(G->g, G->fl[i], k, e);
+        for (int k = 0; k < 4; k++) rl_graph_mark_output(G->g, G->fl[i], k, e);
     }
     G->wsum = add(G->g, &t_wsum, NULL, e);
     connect(G->g, G->wsum, "x", G->fl[2], "token_loss");
@@ -307,6 +307,9 @@ static void check_flow_nodes(void) {
     CHECK_MSG(worst < 1e-5 && worst_tl < 1e-5 && worst8 < 1e-5, "score %.3g token_loss %.3g single %.3g", worst,
               worst_tl, worst8);
     CHECK(scored == 8); /* every response token has a partner in at least one mode */
+    /* ... so score_mask is the response mask. */
+    const float *smk = rl_f32(&G.fl[2]->out[3]);
+    for (int i = 0; i < B * T; i++) CHECK(smk[i] == g_mask[i]);
 
     /* Same step, same noise: identical scores; another step, other noise. */
     float keep = sc[3];
@@ -443,6 +446,53 @@ static void check_bad_flow(void) {
     rl_object_release(fo);
 }
 
+/* score_mask with token_pre only: the last response token of each row has
+ * no partner (k+1 is padding or past the end), so no score and mask 0;
+ * every other response token has mask 1, and off the response 0. */
+static void check_score_mask(void) {
+    rl_error e = {0};
+    rl_object *fo = flow_obj();
+    rl_params *pp = rl_params_new("policy", 1);
+    rl_params_add(pp, "w", rl_shape1(1), RL_INIT_ONES, 0, NULL, &e);
+    rl_object *po = rl_params_object(pp);
+    rl_graph *g = rl_graph_new("score_mask");
+    rl_opts o;
+    rl_opts_init(&o);
+    rl_opts_set_object(&o, "params", po);
+    rl_node *src = add(g, &t_src, &o, &e);
+    rl_opts_free(&o);
+    rl_node *tap = add(g, rl_node_type_find("latent_tap"), NULL, &e); /* default context: token_pre */
+    connect(g, tap, "hidden", src, "hidden");
+    connect(g, tap, "tau", src, "tau");
+    connect(g, tap, "mask", src, "mask");
+    rl_opts_init(&o);
+    rl_opts_set_object(&o, "net", fo);
+    rl_opts_set_string(&o, "mode", "score");
+    rl_node *fl = add(g, rl_node_type_find("flow"), &o, &e);
+    rl_opts_free(&o);
+    const char *ins[] = {"target", "cond", "tau", "index"};
+    for (int k = 0; k < 4; k++) connect(g, fl, ins[k], tap, ins[k]);
+    connect(g, fl, "mask", src, "mask");
+    rl_graph_mark_output(g, fl, rl_node_output_index(fl, "score"), &e);
+    rl_graph_mark_output(g, fl, rl_node_output_index(fl, "score_mask"), &e);
+    CHECK_MSG(rl_graph_compile(g, NULL, &e) == 0, "%s", e.msg);
+    rl_run_ctx ctx = {0};
+    ctx.seed = 3;
+    CHECK_MSG(rl_graph_run(g, NULL, &ctx, &e) == 0, "%s", e.msg);
+    const rl_tensor *sm = &fl->out[rl_node_output_index(fl, "score_mask")];
+    const float *sc = rl_f32(&fl->out[rl_node_output_index(fl, "score")]), *m = rl_f32(sm);
+    CHECK(sm->dtype == RL_F32 && sm->shape.ndim == 2 && sm->shape.dim[0] == B && sm->shape.dim[1] == T);
+    /* Row 0: response 2-4, valid up to 4 -> scored 2, 3. Row 1: response 1-5 -> scored 1-4. */
+    const float want[B * T] = {0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0};
+    for (int i = 0; i < B * T; i++) {
+        CHECK_MSG(m[i] == want[i], "score_mask[%d] = %g, want %g", i, (double)m[i], (double)want[i]);
+        CHECK((sc[i] > 0.0f) == (want[i] == 1.0f)); /* scores are positive exactly where masked in */
+    }
+    rl_graph_free(g);
+    rl_object_release(po);
+    rl_object_release(fo);
+}
+
 /* Layer choice for the taps (the policy node's helper; the latent tap relies
  * on it): j = round(p·N) with halves to even, j = N -> N-1, p in (0, 1]. */
 static void check_tap_layers(void) {
@@ -465,6 +515,7 @@ int main(int argc, char **argv) {
     set_inputs();
     check_latent_tap();
     check_flow_nodes();
+    check_score_mask();
     check_bad_flow();
     check_tap_layers();
     return rl_test_finish("test_flow_nodes");

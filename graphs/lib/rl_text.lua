@@ -255,7 +255,9 @@ local function make_train(cfg, m, eos, seed)
       lat = g:latent_tap { name = "tap", context = cfg.flow.context } (fz.hidden, fz.tau, s.mask, s.lengths)
       local fs = g:flow { name = "flow_score", net = m.flow, mode = "score", t = cfg.flow.t }
                    (lat.target, lat.cond, lat.tau, lat.index, s.mask)
-      adv = g:shaper(sh) { reward = v.reward, mask = s.mask, score = fs.score }
+      -- score_mask: tokens without a context partner (token_pre: the last
+      -- response token) have no score; their 0 must not act as the minimum.
+      adv = g:shaper(sh) { reward = v.reward, mask = s.mask, score = fs.score, score_mask = fs.score_mask }
       old_lp = fz.logprobs
     else
       -- At temperature 1 the sampler's log-probs are the policy's own

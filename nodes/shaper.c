@@ -175,6 +175,14 @@ static int shaper_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     if (n->src[IN_SCORE]) {
         rl_metric_set(ctx, n, "flow_tokens", (double)fs.n_rewarded);
         rl_metric_set(ctx, n, "flow_reward_mean", fs.n_rewarded ? fs.reward_sum / (double)fs.n_rewarded : 0);
+        /* Does the raw flow score tell correct from wrong rollouts? (paper's premise) */
+        const float *valid = n->src[IN_SCORE_MASK] ? rl_f32(&n->in[IN_SCORE_MASK]) : mask;
+        double mc, mw;
+        int64_t pairs;
+        double sep = rl_flow_separation(rl_f32(&n->in[IN_SCORE]), valid, reward, N, T, s->group, &mc, &mw, &pairs);
+        if (pairs > 0) rl_metric_set(ctx, n, "flow_sep", sep);
+        rl_metric_set(ctx, n, "flow_score_correct", mc);
+        rl_metric_set(ctx, n, "flow_score_wrong", mw);
     }
     if (kl) rl_metric_set(ctx, n, "kl_reward", n_valid > 0 ? kl_sum / n_valid : 0);
     return 0;

@@ -418,3 +418,36 @@ int64_t rl_group_filter(const float *reward, int64_t N, int64_t G, rl_filter_by 
     }
     return kept;
 }
+
+/* Mean score over a response's valid tokens; 0 valid tokens -> NAN. */
+static double response_mean(const float *score, const float *valid, int64_t i, int64_t t) {
+    double sum = 0, cnt = 0;
+    for (int64_t k = 0; k < t; k++)
+        if (valid[i * t + k] > 0) { sum += score[i * t + k]; cnt += 1; }
+    return cnt > 0 ? sum / cnt : NAN;
+}
+
+double rl_flow_separation(const float *score, const float *valid, const float *reward, int64_t n, int64_t t,
+                          int64_t group, double *mean_correct, double *mean_wrong, int64_t *pairs) {
+    double below = 0, sc = 0, sw = 0, nc = 0, nw = 0;
+    int64_t np = 0;
+    for (int64_t g0 = 0; group > 0 && g0 + group <= n; g0 += group) {
+        for (int64_t i = g0; i < g0 + group; i++) {
+            double mi = response_mean(score, valid, i, t);
+            if (isnan(mi)) continue;
+            if (reward[i] >= 1.0f) { sc += mi; nc += 1; } else { sw += mi; nw += 1; }
+            if (reward[i] < 1.0f) continue;
+            for (int64_t j = g0; j < g0 + group; j++) {
+                if (reward[j] >= 1.0f) continue;
+                double mj = response_mean(score, valid, j, t);
+                if (isnan(mj)) continue;
+                below += mi < mj;
+                np++;
+            }
+        }
+    }
+    if (mean_correct) *mean_correct = nc > 0 ? sc / nc : 0;
+    if (mean_wrong) *mean_wrong = nw > 0 ? sw / nw : 0;
+    if (pairs) *pairs = np;
+    return np > 0 ? below / (double)np : -1;
+}

@@ -175,4 +175,13 @@ typedef enum rl_filter_by {
  * Returns the number of kept groups. */
 int64_t rl_group_filter(const float *reward, int64_t N, int64_t G, rl_filter_by by, double correct, float *keep);
 
+/* How well the flow score separates outcomes, within groups of `group`
+ * responses: over every (correct, wrong) pair of one group (correct: reward
+ * >= 1), the share in which the correct response has the lower mean score on
+ * its scored tokens (valid = score mask, or the response mask). Responses
+ * without a scored token are left out. Also the mean of those per-response
+ * means over correct and over wrong responses. Returns -1 when no pair exists. */
+double rl_flow_separation(const float *score, const float *valid, const float *reward, int64_t n, int64_t t,
+                          int64_t group, double *mean_correct, double *mean_wrong, int64_t *pairs);
+
 #endif

@@ -581,6 +581,30 @@ static void test_no_alloc(void) {
     CHECK(rl_alloc_count() == before);
 }
 
+/* Flow-score separation, by hand. One group of 4 (T = 2):
+ *   r0 correct, scores {1, 3} -> mean 2
+ *   r1 wrong,   scores {5, _} -> mean 5 (second token not valid)
+ *   r2 correct, scores {6, 6} -> mean 6
+ *   r3 wrong,   no valid token -> left out
+ * pairs (correct, wrong): (r0, r1) 2 < 5 yes; (r2, r1) 6 < 5 no -> 1/2.
+ * mean correct = (2 + 6) / 2 = 4, mean wrong = 5. A second group whose
+ * rollouts are all correct adds no pair. */
+static void test_flow_separation(void) {
+    const float score[] = {1, 3, 5, 9, 6, 6, 7, 7, 1, 1, 2, 2};
+    const float valid[] = {1, 1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 1};
+    const float reward[] = {1, 0.5f, 1, 0, 1, 1};
+    double mc, mw;
+    int64_t pairs;
+    double sep = rl_flow_separation(score, valid, reward, 4, 2, 4, &mc, &mw, &pairs);
+    CHECK(pairs == 2 && sep == 0.5 && mc == 4.0 && mw == 5.0);
+    /* groups of 2: (r0,r1) pair only in group 0; group 1 has r2 correct, r3 no tokens. */
+    sep = rl_flow_separation(score, valid, reward, 4, 2, 2, &mc, &mw, &pairs);
+    CHECK(pairs == 1 && sep == 1.0);
+    /* all correct: no pair */
+    sep = rl_flow_separation(score + 8, valid + 8, reward + 4, 2, 2, 2, &mc, &mw, &pairs);
+    CHECK(pairs == 0 && sep == -1);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) rl_test_set_source_dir(argv[1]);
     test_kl();
@@ -591,6 +615,7 @@ int main(int argc, char **argv) {
     test_flow_loss();
     test_group_filter();
     test_refs();
+    test_flow_separation();
     test_no_alloc();
     return rl_test_finish("test_rl_math");
 }

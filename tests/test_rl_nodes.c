@@ -308,6 +308,14 @@ static void check_pipeline(int unplanned, uint64_t seed) {
 
     CHECK(metric(&ctx, "filter", "kept_groups") == (double)kept);
     CHECK(metric(&ctx, "shaper", "flow_tokens") == (double)fs.n_rewarded);
+    {
+        double mc, mw;
+        int64_t pairs;
+        double sep = rl_flow_separation(feed_buf[F_SCORE], mask, reward, N, T, G, &mc, &mw, &pairs);
+        if (pairs > 0) CHECK(NEAR_OK(metric(&ctx, "shaper", "flow_sep"), sep));
+        CHECK(NEAR_OK(metric(&ctx, "shaper", "flow_score_correct"), mc));
+        CHECK(NEAR_OK(metric(&ctx, "shaper", "flow_score_wrong"), mw));
+    }
     CHECK(NEAR_OK(metric(&ctx, "pg", "clip_frac"), ps.clip_frac));
     CHECK(NEAR_OK(metric(&ctx, "pg", "approx_kl"), ps.approx_kl));
     CHECK(NEAR_OK(metric(&ctx, "pg", "entropy"), ps.entropy));

@@ -45,25 +45,32 @@ typedef struct tk_state {
     rl_tok_ids ids;     /* one row's ids (capacity fixed in infer) */
 } tk_state;
 
+/* The options tokenize and tokenize_pair share: tokenizer, template, max_len, pad_id. */
+static int read_common_opts(rl_node *n, rl_tokenizer **tok, rl_tok_template *tpl_out, int64_t *max_len,
+                            int32_t *pad_out, rl_error *err) {
+    rl_object *o = rl_node_opt_object(n, "tokenizer");
+    if (!o || !o->ptr || strcmp(o->type, "tokenizer") != 0)
+        return rl_node_fail(n, err, "option 'tokenizer' must be a tokenizer object");
+    *tok = o->ptr;
+    const char *tpl = rl_node_opt_string(n, "template");
+    if (rl_tok_template_parse(tpl, tpl_out))
+        return rl_node_fail(n, err, "option 'template' = '%s': expected \"chat\" or \"plain\"", tpl);
+    *max_len = rl_node_opt_int(n, "max_len");
+    if (*max_len < 1 || *max_len > INT32_MAX)
+        return rl_node_fail(n, err, "option 'max_len' = %lld must be in [1, 2^31)", (long long)*max_len);
+    int64_t pad = rl_node_opt_int(n, "pad_id");
+    if (pad >= rl_tokenizer_vocab_size(*tok))
+        return rl_node_fail(n, err, "option 'pad_id' = %lld is outside the vocabulary (%lld)", (long long)pad,
+                            (long long)rl_tokenizer_vocab_size(*tok));
+    *pad_out = pad < 0 ? rl_tokenizer_pad_id(*tok) : (int32_t)pad;
+    return 0;
+}
+
 static int tk_init(rl_node *n, rl_error *err) {
     tk_state *s = rl_calloc(1, sizeof *s);
     if (!s) return rl_node_fail(n, err, "out of memory");
     n->state = s;
-    rl_object *o = rl_node_opt_object(n, "tokenizer");
-    if (!o || !o->ptr || strcmp(o->type, "tokenizer") != 0)
-        return rl_node_fail(n, err, "option 'tokenizer' must be a tokenizer object");
-    s->tok = o->ptr;
-    const char *tpl = rl_node_opt_string(n, "template");
-    if (rl_tok_template_parse(tpl, &s->tpl))
-        return rl_node_fail(n, err, "option 'template' = '%s': expected \"chat\" or \"plain\"", tpl);
-    s->max_len = rl_node_opt_int(n, "max_len");
-    if (s->max_len < 1 || s->max_len > INT32_MAX)
-        return rl_node_fail(n, err, "option 'max_len' = %lld must be in [1, 2^31)", (long long)s->max_len);
-    int64_t pad = rl_node_opt_int(n, "pad_id");
-    if (pad >= rl_tokenizer_vocab_size(s->tok))
-        return rl_node_fail(n, err, "option 'pad_id' = %lld is outside the vocabulary (%lld)", (long long)pad,
-                            (long long)rl_tokenizer_vocab_size(s->tok));
-    s->pad = pad < 0 ? rl_tokenizer_pad_id(s->tok) : (int32_t)pad;
+    if (read_common_opts(n, &s->tok, &s->tpl, &s->max_len, &s->pad, err)) return -1;
     return 0;
 }
 
@@ -310,21 +317,7 @@ static int tp_init(rl_node *n, rl_error *err) {
     tp_state *s = rl_calloc(1, sizeof *s);
     if (!s) return rl_node_fail(n, err, "out of memory");
     n->state = s;
-    rl_object *o = rl_node_opt_object(n, "tokenizer");
-    if (!o || !o->ptr || strcmp(o->type, "tokenizer") != 0)
-        return rl_node_fail(n, err, "option 'tokenizer' must be a tokenizer object");
-    s->tok = o->ptr;
-    const char *tpl = rl_node_opt_string(n, "template");
-    if (rl_tok_template_parse(tpl, &s->tpl))
-        return rl_node_fail(n, err, "option 'template' = '%s': expected \"chat\" or \"plain\"", tpl);
-    s->max_len = rl_node_opt_int(n, "max_len");
-    if (s->max_len < 1 || s->max_len > INT32_MAX)
-        return rl_node_fail(n, err, "option 'max_len' = %lld must be in [1, 2^31)", (long long)s->max_len);
-    int64_t pad = rl_node_opt_int(n, "pad_id");
-    if (pad >= rl_tokenizer_vocab_size(s->tok))
-        return rl_node_fail(n, err, "option 'pad_id' = %lld is outside the vocabulary (%lld)", (long long)pad,
-                            (long long)rl_tokenizer_vocab_size(s->tok));
-    s->pad = pad < 0 ? rl_tokenizer_pad_id(s->tok) : (int32_t)pad;
+    if (read_common_opts(n, &s->tok, &s->tpl, &s->max_len, &s->pad, err)) return -1;
     const char *eos = rl_node_opt_string(n, "eos");
     s->eos = -1;
     if (strcmp(eos, "none") != 0) {

@@ -52,5 +52,23 @@ for m in rlfr rlvr entropy; do
     grep -Eq '"shaper.frac_zero_std":0\.[0-9]' "$out/metrics.jsonl" || fail "$m: every group had equal rewards"
 done
 
+# The token analysis (graphs/flow_tokens.lua) on the trained micro bundle:
+# every response token counted once in its category, penalised <= counted,
+# and some token penalised (threshold 0.6 of a min-max range always passes
+# the maximum of every response with a score range).
+if "$rlfr" run "$src/graphs/flow_tokens.lua" --set model="$work/rlfr/final" --set batches=1 "${small[@]}" \
+        --out "$work/ft" > "$work/ft.out" 2> "$work/err"; then
+    j=$work/ft/flow_tokens.json
+    total=$(grep -o '^{"model":[^,]*,"batches":1,"tokens":[0-9]*' "$j" | grep -o '[0-9]*$')
+    pen=$(grep -o '"tokens":[0-9]*,"penalised":[0-9]*,"correct"' "$j" | sed 's/.*"penalised":\([0-9]*\).*/\1/')
+    cats=$(grep -o '"categories":{.*},"top"' "$j" | grep -o '"tokens":[0-9]*' | cut -d: -f2 | awk '{ s += $1 } END { print s }')
+    [ -n "$total" ] && [ "$total" -gt 0 ] || fail "flow_tokens: no response tokens counted: $(head -c 300 "$j")"
+    [ "$cats" = "$total" ] || fail "flow_tokens: categories count $cats tokens, responses $total"
+    [ -n "$pen" ] && [ "$pen" -gt 0 ] && [ "$pen" -le "$total" ] || fail "flow_tokens: penalised $pen of $total"
+    grep -q '^number ' "$work/ft.out" || fail "flow_tokens: no category table: $(head -3 "$work/ft.out")"
+else
+    fail "flow_tokens: $(cat "$work/err")"
+fi
+
 [ $fails -eq 0 ] && echo "test_rl_graphs: ok"
 exit $((fails > 0))

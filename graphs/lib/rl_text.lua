@@ -269,6 +269,7 @@ local function make_train(cfg, m, eos, seed)
       end
       adv = g:shaper(sh) { reward = v.reward, mask = s.mask }
     end
+    refs.shaper = adv
   end)
   g:phase("update", function()
     local fw = g:policy { name = "actor", net = m.policy } (s.tokens, s.lengths)

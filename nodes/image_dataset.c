@@ -149,7 +149,7 @@ static int imd_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     n->out[3].shape.dim[0] = rows; /* images of different sizes: fewer rows than the maximum */
     rl_dataset_cursor c;
     rl_image_data_get_cursor(s->d, &c);
-    if (ctx) rl_metric_set(ctx, n, "epoch", (double)c.epoch + (double)c.pos / (double)rl_image_data_size(s->d));
+    if (ctx) rl_metric_set(ctx, n, "epoch", rl_dataset_cursor_epochs(&c, rl_image_data_size(s->d)));
     return 0;
 }
 
@@ -157,15 +157,13 @@ static int imd_save(rl_node *n, rl_state *st, rl_error *err) {
     imd_state *s = n->state;
     rl_dataset_cursor c;
     rl_image_data_get_cursor(s->d, &c);
-    int64_t v[2] = {c.epoch, c.pos};
-    return rl_state_put(st, "cursor", v, sizeof v, err);
+    return rl_dataset_cursor_save(st, &c, err);
 }
 
 static int imd_load(rl_node *n, const rl_state *st, rl_error *err) {
     imd_state *s = n->state;
-    int64_t v[2];
-    if (rl_state_get(st, "cursor", v, sizeof v, err) < 0) return -1;
-    rl_dataset_cursor c = {v[0], v[1]};
+    rl_dataset_cursor c;
+    if (rl_dataset_cursor_load(st, &c, err) < 0) return -1;
     rl_error e = {0};
     if (rl_image_data_set_cursor(s->d, &c, &e) < 0) return rl_node_fail(n, err, "%s", e.msg);
     return 0;

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "jsonl.h"
 #include "rng.h"
+#include "state.h"
 #include "verify.h"
 
 #define PURPOSE_SHUFFLE 0x73687566ull /* 'shuf' */
@@ -300,4 +301,21 @@ int rl_dataset_set_cursor(rl_dataset *d, const rl_dataset_cursor *c, rl_error *e
     if (c->epoch != d->cur.epoch) shuffle_epoch(d, c->epoch);
     d->cur = *c;
     return 0;
+}
+
+int rl_dataset_cursor_save(rl_state *st, const rl_dataset_cursor *c, rl_error *err) {
+    int64_t v[2] = {c->epoch, c->pos};
+    return rl_state_put(st, "cursor", v, sizeof v, err);
+}
+
+int rl_dataset_cursor_load(const rl_state *st, rl_dataset_cursor *c, rl_error *err) {
+    int64_t v[2];
+    if (rl_state_get(st, "cursor", v, sizeof v, err) < 0) return -1;
+    c->epoch = v[0];
+    c->pos = v[1];
+    return 0;
+}
+
+double rl_dataset_cursor_epochs(const rl_dataset_cursor *c, int64_t size) {
+    return (double)c->epoch + (size > 0 ? (double)c->pos / (double)size : 0.0);
 }

@@ -70,6 +70,14 @@ int rl_dataset_next(rl_dataset *d, int64_t batch, uint8_t *prompt, uint8_t *answ
 void rl_dataset_get_cursor(const rl_dataset *d, rl_dataset_cursor *c);
 int rl_dataset_set_cursor(rl_dataset *d, const rl_dataset_cursor *c, rl_error *err);
 
+/* A cursor in a data node's checkpoint state (key "cursor": epoch and
+ * position as two int64), shared by the text and image dataset nodes. */
+struct rl_state;
+int rl_dataset_cursor_save(struct rl_state *st, const rl_dataset_cursor *c, rl_error *err);
+int rl_dataset_cursor_load(const struct rl_state *st, rl_dataset_cursor *c, rl_error *err);
+/* Epochs done so far (epoch + pos / size): the data nodes' 'epoch' metric. */
+double rl_dataset_cursor_epochs(const rl_dataset_cursor *c, int64_t size);
+
 /* The dataset behind a `dataset` graph node (nodes/dataset.c), for trainers
  * that save or restore its cursor directly; NULL for any other node. The
  * node also saves the cursor itself through save_state/load_state (key

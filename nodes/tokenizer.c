@@ -35,6 +35,26 @@ static const rl_option_spec tk_options[] = {
     {"add_special", RL_VAL_BOOL, "true", "apply the tokenizer's post-processor template (e.g. a BOS id)", NULL},
 };
 
+/* Lays rows of ids written with stride T out with stride Tn (the longest row
+ * of the batch, Tn <= T), padding each row after its length with `pad`, and
+ * writes the 0/1 mask of positions [from[b], len[b]) (from = NULL: 0). */
+static void compact_rows(int32_t *tok, float *mask, const int32_t *len, const int32_t *from, int64_t B, int64_t T,
+                         int64_t Tn, int32_t pad) {
+    for (int64_t b = 0; b < B; b++) {
+        int32_t *src = tok + b * T, *dst = tok + b * Tn;
+        if (dst != src) memmove(dst, src, (size_t)len[b] * sizeof(int32_t));
+        for (int64_t j = len[b]; j < Tn; j++) dst[j] = pad;
+        int64_t lo = from ? from[b] : 0;
+        for (int64_t j = 0; j < Tn; j++) mask[b * Tn + j] = j >= lo && j < len[b] ? 1.0f : 0.0f;
+    }
+}
+
+static void length_metrics(rl_run_ctx *ctx, const rl_node *n, int64_t longest, int truncate, int64_t cut) {
+    if (!ctx) return;
+    rl_metric_set(ctx, n, "tokens_max", (double)longest);
+    if (truncate) rl_metric_set(ctx, n, "truncated", (double)cut);
+}
+
 typedef struct tk_state {
     rl_tokenizer *tok;
     rl_tok_template tpl;
@@ -144,19 +164,11 @@ static int tk_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     /* Shrink T to the longest row of this batch: rows are laid out with the
      * row stride of the new T. */
     int64_t Tn = longest > 0 ? longest : 1;
-    for (int64_t b = 0; b < B; b++) {
-        int32_t *src = tok + b * T, *dst = tok + b * Tn;
-        if (dst != src) memmove(dst, src, (size_t)len[b] * sizeof(int32_t));
-        for (int64_t j = len[b]; j < Tn; j++) dst[j] = s->pad;
-        for (int64_t j = 0; j < Tn; j++) mask[b * Tn + j] = j < len[b] ? 1.0f : 0.0f;
-    }
+    compact_rows(tok, mask, len, NULL, B, T, Tn, s->pad);
     n->out[0].shape = rl_shape2(B, Tn);
     n->out[1].shape = rl_shape1(B);
     n->out[2].shape = rl_shape2(B, Tn);
-    if (ctx) {
-        rl_metric_set(ctx, n, "tokens_max", (double)longest);
-        if (truncate) rl_metric_set(ctx, n, "truncated", (double)cut);
-    }
+    length_metrics(ctx, n, longest, truncate, cut);
     return 0;
 }
 
@@ -416,18 +428,10 @@ static int tp_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     }
     /* T shrinks to the longest row, as in tokenize. */
     int64_t Tn = longest > 0 ? longest : 1;
-    for (int64_t b = 0; b < B; b++) {
-        int32_t *src = tok + b * T, *dst = tok + b * Tn;
-        if (dst != src) memmove(dst, src, (size_t)len[b] * sizeof(int32_t));
-        for (int64_t j = len[b]; j < Tn; j++) dst[j] = s->pad;
-        for (int64_t j = 0; j < Tn; j++) mask[b * Tn + j] = j >= plen[b] && j < len[b] ? 1.0f : 0.0f;
-    }
+    compact_rows(tok, mask, len, plen, B, T, Tn, s->pad);
     n->out[0].shape = rl_shape2(B, Tn);
     n->out[2].shape = rl_shape2(B, Tn);
-    if (ctx) {
-        rl_metric_set(ctx, n, "tokens_max", (double)longest);
-        if (truncate) rl_metric_set(ctx, n, "truncated", (double)cut);
-    }
+    length_metrics(ctx, n, longest, truncate, cut);
     return 0;
 }
 

@@ -218,13 +218,16 @@ static void test_state(void) {
 
 int main(int argc, char **argv) {
     if (argc > 1) rl_test_set_source_dir(argv[1]);
-    snprintf(root, sizeof root, "/tmp/rlfr-test-bundle-%ld", (long)getpid());
+    /* The work directory is a child of a fresh private directory, so the
+     * escape check (nothing appears at root/../x) cannot see anyone else's x. */
+    char top[64] = "/tmp/rlfr-test-bundle-XXXXXX";
+    if (!mkdtemp(top)) return 1;
+    snprintf(root, sizeof root, "%s/work", top);
     rl_error e = {0};
-    rl_remove_tree(root, &e);
     rl_mkdirs(root, &e);
     test_bundles();
     test_checkpoints();
     test_state();
-    rl_remove_tree(root, &e);
+    rl_remove_tree(top, &e);
     return rl_test_finish("test_bundle");
 }

@@ -5,18 +5,22 @@
 -- intermediate 384; flow width 128, depth 4), random weights.
 -- Writes OUT/prompts.json (the prompts' token ids and answers) and
 -- OUT/tokenizer.json for the PyTorch side, and prints per-step times.
+-- --set shared_prefix=false runs the policy forwards without sharing each
+-- prompt among its G samples (the layout before shared-prefix packing).
 --   rlfr run bench/bench_rl_step.lua --out DIR [--set steps=3] [--threads 2]
 local rlfr = require "rlfr"
 local core = require "rlfr.core"
 local dir = rlfr.args.script:match("^(.*)[/\\]") or "."
 local L = dofile(dir .. "/../graphs/lib/rl_text.lua")
 
-local opt = rlfr.config { steps = 3, batch = 16, group = 8, max_new = 64, vocab = 512, method = "rlfr" }
+local opt = rlfr.config { steps = 3, batch = 16, group = 8, max_new = 64, vocab = 512, method = "rlfr",
+                          shared_prefix = true }
 local out = rlfr.args.out or "runs/bench_rl_step"
 assert(core.mkdir_p(out))
 
 local cfg = L.defaults(opt.method)
 cfg.model, cfg.batch, cfg.group, cfg.max_new = "random", opt.batch, opt.group, opt.max_new
+cfg.shared_prefix = opt.shared_prefix
 cfg.micro.vocab, cfg.micro.hidden, cfg.micro.layers, cfg.micro.heads = opt.vocab, 128, 4, 4
 cfg.micro.kv_heads, cfg.micro.intermediate, cfg.micro.flow_width, cfg.micro.flow_depth = 2, 384, 128, 4
 cfg.micro.texts = 512
@@ -78,6 +82,6 @@ for step = 0, opt.steps do -- step 0 is a warm-up (first touch of every buffer)
   end
 end
 local n = opt.steps
-print(string.format("rlfr rl_step mean total=%.4f rollout=%.4f score=%.4f update=%.4f gen_tokens=%.0f threads=%d",
+print(string.format("rlfr rl_step mean total=%.4f rollout=%.4f score=%.4f update=%.4f gen_tokens=%.0f threads=%d%s",
                     sums.total / n, sums.rollout / n, sums.score / n, sums.update / n, tokens_total / n,
-                    rlfr.args.threads))
+                    rlfr.args.threads, opt.shared_prefix and "" or " unshared"))

@@ -13,6 +13,9 @@
 # rounds (default 2 steps, 2 rounds); the rollouts
 # of a random policy rarely stop early, so both sides generate ~max_new tokens
 # per sample (the generated token counts are printed).
+# The policy forwards share each prompt among its G samples (shared-prefix
+# packing, docs/policy.md); RL_STEP_UNSHARED=1 also runs rlfr without it in
+# every round (same rounds, same load) and prints both.
 #   bash bench/rl_step.sh [BUILD_DIR] [STEPS] [ROUNDS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,6 +45,11 @@ for round in $(seq 1 "$rounds"); do
     OMP_WAIT_POLICY=passive "$bin" run "$here/bench_rl_step.lua" --threads 2 --out "$work" --set steps="$steps" \
         > "$work/rlfr$round.txt"
     grep -v '^micro' "$work/rlfr$round.txt"
+    if [ "${RL_STEP_UNSHARED:-0}" = 1 ]; then
+        OMP_WAIT_POLICY=passive "$bin" run "$here/bench_rl_step.lua" --threads 2 --out "$work" --set steps="$steps" \
+            --set shared_prefix=false > "$work/unshared$round.txt"
+        grep -v '^micro' "$work/unshared$round.txt"
+    fi
     /usr/bin/python3 "$here/rl_step_torch.py" "$work/prompts.json" "$work/tokenizer.json" "$steps" 1 \
         | tee "$work/torch$round.txt"
 done
@@ -56,4 +64,12 @@ for p in rollout score update; do
     awk -v p="$p" -v a="$a" -v b="$b" -v x="$x" -v y="$y" 'BEGIN{ printf "rl_step %-8s rlfr=%.3fs (%4.1f%%)  torch=%.3fs (%4.1f%%)  ratio=%.2f\n", p, a, 100*a/x, b, 100*b/y, (a > 0 ? b/a : 0) }'
 done
 echo "rl_step generated tokens per step: rlfr=$(field "$r" gen_tokens) torch=$(field "$t" gen_tokens)"
+if [ "${RL_STEP_UNSHARED:-0}" = 1 ]; then
+    u=$(best "$work"/unshared*.txt)
+    echo "$u"
+    for p in score update total; do
+        a=$(field "$r" "$p"); b=$(field "$u" "$p")
+        awk -v p="$p" -v a="$a" -v b="$b" 'BEGIN{ printf "rl_step %-8s shared=%.3fs unshared=%.3fs speedup=%.2f\n", p, a, b, (a > 0 ? b/a : 0) }'
+    done
+fi
 echo "bench rl_step rlfr=$x reference=$y unit=s ratio=$ratio"

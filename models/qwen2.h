@@ -135,6 +135,53 @@ int rl_qwen2_pack(const rl_qwen2 *m, const rl_qwen2_run *r, const int32_t *token
 /* Number of packed rows of the last rl_qwen2_pack. */
 int64_t rl_qwen2_rows(const rl_qwen2_run *r);
 
+/* ---- shared prefixes (RL: G samples of one prompt) ------------------------
+ * rl_qwen2_pack_shared packs each group of `group` consecutive rows (which
+ * must share their first prompt_len tokens, with prompt_len equal inside
+ * the group and <= the row's length) as ONE copy of the prompt followed by
+ * every row's response: M = sum over groups (p + sum of response lengths)
+ * rows instead of sum of lengths. A response token at position p + j sees
+ * the prompt's keys plus its own first j + 1; the log-prob / entropy of a
+ * response's first token comes from the prompt's last hidden state through
+ * an extra LM-head row (one per response), so logp / entropy have
+ * rl_qwen2_lm_rows() = M + X rows and backward takes gradients of that
+ * size. The results equal those of rl_qwen2_pack on the same rows (up to
+ * float summation order); the prompt's rows get the sum of the gradients of
+ * every row of the group. Errors name the row and position. group = 1 is
+ * allowed (prompt and response as two pieces of one sequence). */
+int rl_qwen2_pack_shared(const rl_qwen2 *m, const rl_qwen2_run *r, const int32_t *tokens, const int32_t *lengths,
+                         const int32_t *prompt_len, int64_t B, int64_t T, int64_t group, rl_error *err);
+
+/* Where the positions of batch row b live after either pack: positions
+ * [0, n_pre) at packed rows pre_row.. (with sharing, the group's one prompt
+ * copy; rl_qwen2_pack puts the whole row here), positions
+ * [n_pre, n_pre + n_resp) at packed rows resp_row... */
+typedef struct rl_qwen2_row {
+    int64_t pre_row, n_pre;
+    int64_t resp_row, n_resp;
+    int64_t first_lm;  /* LM-head row predicting position n_pre (the first response token): an extra row
+                          >= M when the prompt is shared; -1 when n_pre == 0 or n_resp == 0 */
+    int shared;        /* 1: the prompt rows are owned by an earlier row of the group */
+} rl_qwen2_row;
+
+/* The row map of the last pack ([B] entries; *n_rows = B). */
+const rl_qwen2_row *rl_qwen2_row_map(const rl_qwen2 *m, const rl_qwen2_run *r, int64_t *n_rows);
+/* Rows of rl_qwen2_logp / rl_qwen2_entropy and of backward's gradients:
+ * M packed rows plus the extra first-token rows of a shared pack. */
+int64_t rl_qwen2_lm_rows(const rl_qwen2_run *r);
+
+/* Packed row holding position t of a mapped row (0 <= t < n_pre + n_resp). */
+static inline int64_t rl_qwen2_pos_row(const rl_qwen2_row *w, int64_t t) {
+    return t < w->n_pre ? w->pre_row + t : w->resp_row + (t - w->n_pre);
+}
+/* LM-head row whose log-prob / entropy belong to position t (1 <= t <
+ * n_pre + n_resp): the row of position t-1, or first_lm at t = n_pre. */
+static inline int64_t rl_qwen2_lm_row(const rl_qwen2_row *w, int64_t t) {
+    if (t < w->n_pre) return w->pre_row + t - 1;
+    if (t == w->n_pre) return w->first_lm;
+    return w->resp_row + (t - w->n_pre - 1);
+}
+
 /* ---- image splice --------------------------------------------------------
  * Prompts carry one <|image_pad|> token per merged image patch; the vision
  * encoder's embeddings replace those tokens' embeddings, row k of
@@ -156,23 +203,30 @@ int rl_qwen2_embed_rows(const rl_qwen2 *m, const int32_t *tokens, int64_t n, int
 /* After rl_qwen2_pack: arms the splice of image_embeds [n_image_rows,
    hidden] into the next forward (and its backward, which accumulates
    d(image_embeds) into r->image_grad when the caller sets it). The number of
-   pad tokens in the packed batch must equal n_image_rows (one error line with
-   both counts otherwise). pad_id < 0 disarms it (then n_image_rows must be 0). */
+   pad tokens in the batch must equal n_image_rows (one error line with
+   both counts otherwise). pad_id < 0 disarms it (then n_image_rows must be 0).
+   After rl_qwen2_pack_shared, rows are still numbered as if every batch row
+   were packed whole (row k = the batch's k-th pad); a group's one prompt copy
+   takes its FIRST row's image rows, the other rows' copies are not read and
+   get no gradient (they must hold the same embeddings for the result to equal
+   the unshared one, as they do when one encoder output is repeated G times). */
 int rl_qwen2_splice_images(const rl_qwen2 *m, rl_qwen2_run *r, int32_t pad_id, const float *image_embeds,
                            int64_t n_image_rows, rl_error *err);
 
 /* Forward over the packed batch; results stay in the saved workspace. Per
  * packed row r (sequence s, position t): logp[r] = log p(token_{t+1} |
  * tokens_<=t) and ent[r] the entropy of that distribution (both 0 for the
- * last position of a sequence, which predicts nothing). */
+ * last position of a sequence, which predicts nothing; with shared prompts
+ * also for a prompt's last row, whose predictions are the extra rows). */
 int rl_qwen2_forward(const rl_qwen2 *m, const rl_qwen2_run *r, rl_error *err);
-/* Backward from per-row gradients of logp and ent (either may be NULL),
- * ACCUMULATING into m->params->grad. Needs the forward's saved workspace. */
+/* Backward from per-row gradients of logp and ent (either may be NULL;
+ * rl_qwen2_lm_rows entries), ACCUMULATING into m->params->grad. Needs the
+ * forward's saved workspace. */
 int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glogp, const float *gent,
                       rl_error *err);
 /* Views into the saved workspace after a forward (packed rows): */
-const float *rl_qwen2_logp(const rl_qwen2 *m, const rl_qwen2_run *r);          /* [M] */
-const float *rl_qwen2_entropy(const rl_qwen2 *m, const rl_qwen2_run *r);       /* [M] */
+const float *rl_qwen2_logp(const rl_qwen2 *m, const rl_qwen2_run *r);          /* [rl_qwen2_lm_rows] */
+const float *rl_qwen2_entropy(const rl_qwen2 *m, const rl_qwen2_run *r);       /* [rl_qwen2_lm_rows] */
 const float *rl_qwen2_block_output(const rl_qwen2 *m, const rl_qwen2_run *r, int64_t j); /* [M, d] */
 const float *rl_qwen2_final_hidden(const rl_qwen2 *m, const rl_qwen2_run *r);  /* [M, d], after the final norm */
 /* The packing of the last rl_qwen2_pack: sequence descriptors (only

@@ -13,7 +13,18 @@
  * A forward-only layout (r->forward_only: a frozen policy, scoring) keeps
  * one slot of per-layer activations that every layer overwrites, since
  * nothing is read back after the layer is done; only the residual stream
- * (block outputs are tapped) and the LM-head results stay per layer/row. */
+ * (block outputs are tapped) and the LM-head results stay per layer/row.
+ *
+ * Shared prefixes (rl_qwen2_pack_shared): the G rows of a group (RL: the
+ * samples of one prompt) are packed as ONE copy of the prompt followed by
+ * the G responses; a response's attention sees the prompt's keys through
+ * rl_attn_seq's prefix range, and its first token is predicted by the
+ * prompt's last row. That row's hidden state is copied into one extra
+ * LM-head row per response (after the M packed rows), each with its own
+ * target; backward adds the extra rows' gradients back into the prompt row,
+ * and the attention backward sums every response's dK/dV into the prompt's
+ * rows, so the prompt receives exactly the sum of its responses' gradients.
+ * Everything else (norms, projections, MLP) is row-wise and unaffected. */
 #include <math.h>
 #include <string.h>
 
@@ -31,14 +42,17 @@ typedef struct layer_saved {
 
 typedef struct carve {
     /* saved */
-    int64_t *hdr;               /* [0] rows, [1] seqs */
-    rl_attn_seq *seqs;
+    int64_t *hdr;               /* [0] rows M, [1] seqs, [2] extra LM-head rows X, [3] batch rows */
+    rl_attn_seq *seqs;          /* [2 S]: with sharing, a prompt plus its responses */
     int32_t *batch_row, *tok, *tgt, *pos;
+    rl_qwen2_row *rowmap;       /* [S]: where each batch row's positions live */
+    int32_t *ex_src, *ex_tgt;   /* [S]: extra LM-head row e copies packed row ex_src[e] */
+    int32_t *img;               /* [M]: image_embeds row of a spliced packed row, else -1 */
     float *cos_t, *sin_t;
     float *res;                 /* (N+1) x [M, d] */
     layer_saved *L;             /* not carved: filled per layer by layer_at() */
     float *layers;              /* N x per-layer block */
-    float *rstdf, *nf, *logp, *ent, *lse;
+    float *rstdf, *nf, *logp, *ent, *lse; /* nf, logp, ent, lse (and tgt): M + S LM-head rows */
     /* forward scratch */
     float *f_n, *f_m, *f_attn, *f_chunk;
     /* backward scratch */
@@ -98,25 +112,32 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     const int64_t d = c->hidden, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
     const int64_t N = c->n_layers, Fi = c->inter, half = c->head_dim / 2;
     /* Overflow guard on the largest products before any int64 multiply. */
-    if (M > ((int64_t)1 << 40) / (d + qd + Fi + c->vocab) || Tm > ((int64_t)1 << 31)) return -1;
+    if (M > ((int64_t)1 << 40) / (d + qd + Fi + c->vocab) || S > ((int64_t)1 << 40) / (d + qd + Fi + c->vocab) ||
+        Tm > ((int64_t)1 << 31))
+        return -1;
     size_t attn = rl_attn_scratch_floats(Tm, Tm, threads);
     size_t chunkf = (size_t)chunk * (size_t)c->vocab;
     cursor s = {saved, 0, 0};
-    k->hdr = take(&s, 2, 8);
-    k->seqs = take(&s, (size_t)S, sizeof(rl_attn_seq));
-    k->batch_row = take(&s, (size_t)S, 4);
+    const int64_t LM = M + S; /* LM-head rows: packed rows plus at most one extra per batch row */
+    k->hdr = take(&s, 4, 8);
+    k->seqs = take(&s, (size_t)(2 * S), sizeof(rl_attn_seq));
+    k->batch_row = take(&s, (size_t)(2 * S), 4);
+    k->rowmap = take(&s, (size_t)S, sizeof(rl_qwen2_row));
+    k->ex_src = take(&s, (size_t)S, 4);
+    k->ex_tgt = take(&s, (size_t)S, 4);
+    k->img = take(&s, (size_t)M, 4);
     k->tok = take(&s, (size_t)M, 4);
-    k->tgt = take(&s, (size_t)M, 4);
+    k->tgt = take(&s, (size_t)LM, 4);
     k->pos = take(&s, (size_t)M, 4);
     k->cos_t = take(&s, (size_t)(Tm * half), 4);
     k->sin_t = take(&s, (size_t)(Tm * half), 4);
     k->res = take(&s, (size_t)((N + 1) * M * d), 4);
     k->layers = take(&s, (size_t)(fwd_only ? 1 : N) * layer_floats(c, M), 4);
     k->rstdf = take(&s, (size_t)M, 4);
-    k->nf = take(&s, (size_t)(M * d), 4);
-    k->logp = take(&s, (size_t)M, 4);
-    k->ent = take(&s, (size_t)M, 4);
-    k->lse = take(&s, (size_t)M, 4);
+    k->nf = take(&s, (size_t)(LM * d), 4);
+    k->logp = take(&s, (size_t)LM, 4);
+    k->ent = take(&s, (size_t)LM, 4);
+    k->lse = take(&s, (size_t)LM, 4);
     cursor f = {fwd, 0, 0};
     k->f_n = take(&f, (size_t)(M * d), 4);
     k->f_m = take(&f, (size_t)(M * Fi), 4);
@@ -125,7 +146,7 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     cursor b = {bwd, 0, 0};
     if (fwd_only) goto done;
     k->b_dres = take(&b, (size_t)(M * d), 4);
-    k->b_dn = take(&b, (size_t)(M * d), 4);
+    k->b_dn = take(&b, (size_t)(LM * d), 4);
     k->b_n = take(&b, (size_t)(M * d), 4);
     k->b_dq = take(&b, (size_t)(M * qd), 4);
     k->b_dk = take(&b, (size_t)(M * kd), 4);
@@ -175,43 +196,147 @@ int rl_qwen2_ws_size_run(const rl_qwen2_config *c, const rl_qwen2_run *r, rl_qwe
     return ws_size(c, r->max_rows, r->max_seqs, r->max_len, r->chunk, r->threads, r->forward_only != 0, out, err);
 }
 
+/* Checks one row of a right-padded batch: length within [0, T] and the
+ * context, token ids in the vocabulary. */
+static int check_row(const rl_qwen2 *m, const rl_qwen2_run *r, const int32_t *tokens, const int32_t *lengths,
+                     int64_t b, int64_t T, rl_error *err) {
+    const int64_t V = m->cfg.vocab, len = lengths[b];
+    if (len < 0 || len > T)
+        return rl_fail(err, "row %lld: length %lld outside [0, %lld]", (long long)b, (long long)len, (long long)T);
+    if (len > r->max_len || len > m->cfg.max_pos)
+        return rl_fail(err, "row %lld: sequence of %lld tokens is longer than the context (%lld)", (long long)b,
+                       (long long)len, (long long)(r->max_len < m->cfg.max_pos ? r->max_len : m->cfg.max_pos));
+    for (int64_t t = 0; t < len; t++) {
+        int32_t id = tokens[b * T + t];
+        if (id < 0 || id >= V)
+            return rl_fail(err, "row %lld, position %lld: token id %d outside the vocabulary [0, %lld)", (long long)b,
+                           (long long)t, id, (long long)V);
+    }
+    return 0;
+}
+
+/* Appends the n tokens src[0..n) at positions pos0.. as packed rows from
+ * `rows`; row i's target is src[i+1], the last row's `last_tgt`. */
+static void put_rows(carve *k, int64_t rows, const int32_t *src, int64_t n, int64_t pos0, int32_t last_tgt) {
+    for (int64_t t = 0; t < n; t++) {
+        k->tok[rows + t] = src[t];
+        k->tgt[rows + t] = t + 1 < n ? src[t + 1] : last_tgt;
+        k->pos[rows + t] = (int32_t)(pos0 + t);
+    }
+}
+
+/* Moves the extra LM-head rows' targets behind the M packed rows and makes
+ * first_lm absolute (pack knows M only at the end). */
+static void finish_pack(carve *k, int64_t rows, int64_t ns, int64_t nx, int64_t B) {
+    for (int64_t e = 0; e < nx; e++) k->tgt[rows + e] = k->ex_tgt[e];
+    /* No splice until rl_qwen2_splice_images numbers this batch's pads. */
+    for (int64_t i = 0; i < rows; i++) k->img[i] = -1;
+    for (int64_t b = 0; b < B; b++)
+        if (k->rowmap[b].first_lm >= 0) k->rowmap[b].first_lm += rows;
+    k->hdr[0] = rows;
+    k->hdr[1] = ns;
+    k->hdr[2] = nx;
+    k->hdr[3] = B;
+}
+
+static int capacity(const rl_qwen2_run *r, int64_t rows, int64_t add, rl_error *err) {
+    if (rows + add > r->max_rows)
+        return rl_fail(err, "batch of more than %lld tokens exceeds the capacity", (long long)r->max_rows);
+    return 0;
+}
+
 int rl_qwen2_pack(const rl_qwen2 *m, const rl_qwen2_run *r, const int32_t *tokens, const int32_t *lengths,
                   int64_t B, int64_t T, rl_error *err) {
     carve k;
     carve_run(m, r, &k);
-    const int64_t V = m->cfg.vocab;
     if (B > r->max_seqs) return rl_fail(err, "batch of %lld rows exceeds the capacity of %lld", (long long)B,
                                         (long long)r->max_seqs);
     int64_t rows = 0, ns = 0;
     for (int64_t b = 0; b < B; b++) {
-        int64_t len = lengths[b];
-        if (len < 0 || len > T)
-            return rl_fail(err, "row %lld: length %lld outside [0, %lld]", (long long)b, (long long)len, (long long)T);
-        if (len > r->max_len || len > m->cfg.max_pos)
-            return rl_fail(err, "row %lld: sequence of %lld tokens is longer than the context (%lld)", (long long)b,
-                           (long long)len, (long long)(r->max_len < m->cfg.max_pos ? r->max_len : m->cfg.max_pos));
-        for (int64_t t = 0; t < len; t++) {
-            int32_t id = tokens[b * T + t];
-            if (id < 0 || id >= V)
-                return rl_fail(err, "row %lld, position %lld: token id %d outside the vocabulary [0, %lld)",
-                               (long long)b, (long long)t, id, (long long)V);
-        }
-        if (rows + len > r->max_rows)
-            return rl_fail(err, "batch of more than %lld tokens exceeds the capacity", (long long)r->max_rows);
+        const int64_t len = lengths[b];
+        if (check_row(m, r, tokens, lengths, b, T, err) || capacity(r, rows, len, err)) return -1;
+        /* The whole row is one "prompt" part: no response part, no extra row. */
+        k.rowmap[b] = (rl_qwen2_row){rows, len, rows + len, 0, -1, 0};
         if (len == 0) continue;
-        k.seqs[ns] = (rl_attn_seq){rows, len, rows, 0};
+        k.seqs[ns] = (rl_attn_seq){rows, len, rows, 0, 0, 0};
         k.batch_row[ns] = (int32_t)b;
-        for (int64_t t = 0; t < len; t++) {
-            k.tok[rows + t] = tokens[b * T + t];
-            k.tgt[rows + t] = t + 1 < len ? tokens[b * T + t + 1] : -2;
-            k.pos[rows + t] = (int32_t)t;
-        }
+        put_rows(&k, rows, tokens + b * T, len, 0, -2);
         rows += len;
         ns++;
     }
-    k.hdr[0] = rows;
-    k.hdr[1] = ns;
+    finish_pack(&k, rows, ns, 0, B);
     return 0;
+}
+
+int rl_qwen2_pack_shared(const rl_qwen2 *m, const rl_qwen2_run *r, const int32_t *tokens, const int32_t *lengths,
+                         const int32_t *prompt_len, int64_t B, int64_t T, int64_t group, rl_error *err) {
+    carve k;
+    carve_run(m, r, &k);
+    if (B > r->max_seqs) return rl_fail(err, "batch of %lld rows exceeds the capacity of %lld", (long long)B,
+                                        (long long)r->max_seqs);
+    if (group < 1 || B % group != 0)
+        return rl_fail(err, "batch of %lld rows is not a whole number of groups of %lld", (long long)B,
+                       (long long)group);
+    int64_t rows = 0, ns = 0, nx = 0;
+    for (int64_t b0 = 0; b0 < B; b0 += group) {
+        /* Validate the whole group before packing any of it. */
+        const int64_t p = prompt_len[b0];
+        for (int64_t b = b0; b < b0 + group; b++) {
+            if (check_row(m, r, tokens, lengths, b, T, err)) return -1;
+            if (prompt_len[b] < 0 || prompt_len[b] > lengths[b])
+                return rl_fail(err, "row %lld: prompt_len %d outside [0, %d] (the row's length)", (long long)b,
+                               prompt_len[b], lengths[b]);
+            if (prompt_len[b] != p)
+                return rl_fail(err, "row %lld: prompt_len %d differs from row %lld's %lld (the rows of a group share "
+                               "one prompt)", (long long)b, prompt_len[b], (long long)b0, (long long)p);
+            for (int64_t t = 0; t < p; t++)
+                if (tokens[b * T + t] != tokens[b0 * T + t])
+                    return rl_fail(err, "row %lld, position %lld: token %d differs from row %lld's %d inside the "
+                                   "shared prompt (prompt_len %lld)", (long long)b, (long long)t, tokens[b * T + t],
+                                   (long long)b0, tokens[b0 * T + t], (long long)p);
+        }
+        /* The prompt once; its last row predicts nothing itself (-2): each
+           response's first token gets an extra LM-head row instead. */
+        const int64_t P0 = rows;
+        if (capacity(r, rows, p, err)) return -1;
+        if (p > 0) {
+            k.seqs[ns] = (rl_attn_seq){P0, p, P0, 0, 0, 0};
+            k.batch_row[ns++] = (int32_t)b0;
+            put_rows(&k, rows, tokens + b0 * T, p, 0, -2);
+            rows += p;
+        }
+        for (int64_t b = b0; b < b0 + group; b++) {
+            const int64_t n = lengths[b] - p;
+            k.rowmap[b] = (rl_qwen2_row){P0, p, rows, n, -1, b > b0};
+            if (n == 0) continue;
+            if (capacity(r, rows, n, err)) return -1;
+            /* Positions continue after the prompt; attention sees the prompt
+               as a prefix (p = 0: an ordinary sequence). */
+            k.seqs[ns] = (rl_attn_seq){rows, n, rows, 0, P0, p};
+            k.batch_row[ns++] = (int32_t)b;
+            put_rows(&k, rows, tokens + b * T + p, n, p, -2);
+            if (p > 0) {
+                k.ex_src[nx] = (int32_t)(P0 + p - 1);
+                k.ex_tgt[nx] = tokens[b * T + p];
+                k.rowmap[b].first_lm = nx++; /* made absolute by finish_pack */
+            }
+            rows += n;
+        }
+    }
+    finish_pack(&k, rows, ns, nx, B);
+    return 0;
+}
+
+const rl_qwen2_row *rl_qwen2_row_map(const rl_qwen2 *m, const rl_qwen2_run *r, int64_t *n_rows) {
+    carve k;
+    carve_run(m, r, &k);
+    if (n_rows) *n_rows = k.hdr[3];
+    return k.rowmap;
+}
+
+int64_t rl_qwen2_lm_rows(const rl_qwen2_run *r) {
+    const int64_t *h = r->saved;
+    return h[0] + h[2];
 }
 
 int64_t rl_qwen2_rows(const rl_qwen2_run *r) { return ((const int64_t *)r->saved)[0]; }
@@ -283,14 +408,20 @@ int rl_qwen2_forward(const rl_qwen2 *m, const rl_qwen2_run *r, rl_error *err) {
     const rl_attn_dims dims = {c->n_heads, c->n_kv_heads, c->head_dim};
     if (M == 0) return 0;
     const int nt = run_threads(r);
-    int64_t tmax = 0;
-    for (int64_t s = 0; s < S; s++) tmax = k.seqs[s].n_q > tmax ? k.seqs[s].n_q : tmax;
+    int64_t tmax = 0; /* positions: a response continues after its prefix */
+    for (int64_t s = 0; s < S; s++) {
+        const int64_t end = k.seqs[s].n_pre + k.seqs[s].n_q;
+        tmax = end > tmax ? end : tmax;
+    }
     rl_rope_table(k.cos_t, k.sin_t, tmax, c->head_dim, c->rope_theta);
 
-    int64_t next = 0;
-    if (rl_qwen2_embed_rows(m, k.tok, M, r->splice ? r->image_pad_id : -1, r->image_embeds, r->n_image_rows, &next, 0,
-                            k.res, err))
-        return -1;
+    /* Input embeddings; a spliced row takes its image row (rl_qwen2_splice_images). */
+    const float *E = P + m->off_embed;
+    for (int64_t i = 0; i < M; i++) {
+        const float *src = r->splice && k.img[i] >= 0 ? r->image_embeds + (int64_t)k.img[i] * d
+                                                      : E + (int64_t)k.tok[i] * d;
+        memcpy(k.res + i * d, src, (size_t)d * sizeof(float));
+    }
     for (int64_t l = 0; l < c->n_layers; l++) {
         const rl_qwen2_layer_off *o = &m->layer[l];
         layer_saved s;
@@ -313,7 +444,10 @@ int rl_qwen2_forward(const rl_qwen2 *m, const rl_qwen2_run *r, rl_error *err) {
         lin_fwd(k.f_m, P + o->wd, NULL, y, M, d, Fi, 1.0f);
     }
     rl_qwen2_rmsnorm(k.res + c->n_layers * M * d, P + m->off_norm, k.nf, k.rstdf, M, d, eps);
-    rl_lmhead_forward(k.nf, P + m->off_head, M, d, c->vocab, k.tgt, r->chunk, k.f_chunk, k.logp, k.ent, k.lse,
+    const int64_t X = k.hdr[2]; /* shared prompts: one row per response's first token */
+    for (int64_t e = 0; e < X; e++)
+        memcpy(k.nf + (M + e) * d, k.nf + (int64_t)k.ex_src[e] * d, (size_t)d * sizeof(float));
+    rl_lmhead_forward(k.nf, P + m->off_head, M + X, d, c->vocab, k.tgt, r->chunk, k.f_chunk, k.logp, k.ent, k.lse,
                       nt);
     return 0;
 }
@@ -344,8 +478,16 @@ int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glo
            zeroes), cleared first so it stays bounded. */
         memset(G + m->off_head, 0, (size_t)(c->vocab * d) * sizeof(float));
     }
-    rl_lmhead_backward(k.nf, P + m->off_head, M, d, c->vocab, k.tgt, r->chunk, k.b_chunk, k.lse, k.ent, glogp,
+    const int64_t X = k.hdr[2];
+    rl_lmhead_backward(k.nf, P + m->off_head, M + X, d, c->vocab, k.tgt, r->chunk, k.b_chunk, k.lse, k.ent, glogp,
                        gent, k.b_dn, G + m->off_head, nt);
+    /* An extra row is a copy of a prompt's last row: its gradient goes back
+       there (in row order: a fixed summation order). */
+    for (int64_t e = 0; e < X; e++) {
+        float *dst = k.b_dn + (int64_t)k.ex_src[e] * d;
+        const float *src = k.b_dn + (M + e) * d;
+        for (int64_t j = 0; j < d; j++) dst[j] += src[j];
+    }
     rl_qwen2_rmsnorm_backward(k.res + c->n_layers * M * d, P + m->off_norm, k.rstdf, k.b_dn, k.b_dres,
                               NORM_DW(m->off_norm), M, d, 0);
     for (int64_t l = c->n_layers - 1; l >= 0; l--) {
@@ -386,12 +528,10 @@ int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glo
        A spliced row's gradient belongs to its image embedding, not to the
        pad token's embedding (which the forward never read). */
     float *dE = pg ? pg + m->off_embed : NULL;
-    const int32_t pad = r->splice ? r->image_pad_id : -1;
-    int64_t img = 0;
     for (int64_t i = 0; i < M; i++) {
         float *dst;
-        if (pad >= 0 && k.tok[i] == pad)
-            dst = r->image_grad ? r->image_grad + (img++) * d : NULL;
+        if (r->splice && k.img[i] >= 0)
+            dst = r->image_grad ? r->image_grad + (int64_t)k.img[i] * d : NULL;
         else
             dst = dE ? dE + (int64_t)k.tok[i] * d : NULL;
         if (!dst) continue;
@@ -443,9 +583,23 @@ int rl_qwen2_splice_images(const rl_qwen2 *m, rl_qwen2_run *r, int32_t pad_id, c
         return rl_fail(err, "image pad id %d outside the vocabulary [0, %lld)", pad_id, (long long)m->cfg.vocab);
     carve k;
     carve_run(m, r, &k);
+    /* Pads are numbered in batch order, as if every row were packed whole;
+       a row whose prompt is shared (not the group's first) counts its prompt
+       pads but does not own packed rows for them: the group's prompt takes
+       the first row's image rows. */
     int64_t pads = 0;
+    for (int64_t i = 0; i < k.hdr[0]; i++) k.img[i] = -1;
     if (pad_id >= 0)
-        for (int64_t i = 0; i < k.hdr[0]; i++) pads += k.tok[i] == pad_id;
+        for (int64_t b = 0; b < k.hdr[3]; b++) {
+            const rl_qwen2_row *rw = &k.rowmap[b];
+            for (int64_t t = 0; t < rw->n_pre; t++)
+                if (k.tok[rw->pre_row + t] == pad_id) {
+                    if (!rw->shared) k.img[rw->pre_row + t] = (int32_t)pads;
+                    pads++;
+                }
+            for (int64_t t = 0; t < rw->n_resp; t++)
+                if (k.tok[rw->resp_row + t] == pad_id) k.img[rw->resp_row + t] = (int32_t)pads++;
+        }
     if (n_image_rows < 0 || (n_image_rows > 0 && !image_embeds) || pads != n_image_rows)
         return rl_fail(err, "%lld <|image_pad|> tokens (id %d) in the batch but %lld image embedding rows",
                        (long long)pads, pad_id, (long long)n_image_rows);

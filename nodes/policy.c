@@ -13,7 +13,15 @@
  *
  * Image splice: positions holding `image_pad_id` take the rows of the
  * optional `image_embeds` input (the vision encoder's output) in batch
- * order; backward returns their gradient when the encoder is trained. */
+ * order; backward returns their gradient when the encoder is trained.
+ *
+ * Shared prefixes (option `group` > 1 with the `prompt_len` input): each
+ * group of G consecutive rows (the samples of one prompt) is packed as one
+ * prompt copy plus G responses (rl_qwen2_pack_shared), so the prompt is
+ * computed once per group instead of G times. The outputs keep the [B, T]
+ * layout: every row's prompt positions get the shared values, and in
+ * backward the gradients of those positions over the G rows are summed into
+ * the one copy. */
 #include <omp.h>
 #include <string.h>
 
@@ -28,6 +36,7 @@ typedef struct policy_state {
     rl_qwen2_run run;
     int ws_saved, ws_fwd, ws_bwd, ws_grad;
     int32_t pad_id;        /* image_pad_id option (-1: no splice) */
+    int64_t group;         /* rows per shared prompt (1: no sharing) */
     int64_t B, T;          /* the shapes of the last forward */
 } policy_state;
 
@@ -37,8 +46,10 @@ static const rl_port_spec policy_inputs[] = {
     /* Backward needs only d(input embeddings), not the values: not kept. */
     {"image_embeds", RL_F32, 2, RL_PORT_OPTIONAL | RL_PORT_NOT_IN_BACKWARD, 0,
      "[N_img, d]: row k replaces the embedding of the batch's k-th image_pad_id token (rows in batch order)"},
+    {"prompt_len", RL_I32, 1, RL_PORT_OPTIONAL | RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0,
+     "[B]: prompt tokens of each row (the sampler's 'start'); with group > 1 the rows of a group share them"},
 };
-enum { IN_TOKENS, IN_LENGTHS, IN_IMAGES };
+enum { IN_TOKENS, IN_LENGTHS, IN_IMAGES, IN_PROMPT_LEN };
 static const rl_port_spec policy_outputs[] = {
     {"logprobs", RL_F32, 2, RL_PORT_NOT_IN_BACKWARD, 0,
      "[B, T]: log p(token_t | tokens_<t); 0 at t = 0 and on padding"},
@@ -55,6 +66,8 @@ static const rl_option_spec policy_options[] = {
     {"chunk", RL_VAL_INT, "0", "rows per LM-head chunk (0: about 32 MB of logits)", NULL},
     {"image_pad_id", RL_VAL_INT, "-1",
      "token id whose positions take the rows of 'image_embeds' (the tokenizer's <|image_pad|>; -1: none)", NULL},
+    {"group", RL_VAL_INT, "1",
+     "G: rows b*G..b*G+G-1 share their first prompt_len tokens, computed once (needs 'prompt_len'; 1: off)", NULL},
 };
 
 static int policy_init(rl_node *n, rl_error *err) {
@@ -80,6 +93,8 @@ static int policy_init(rl_node *n, rl_error *err) {
         return rl_node_fail(n, err, "option 'image_pad_id' = %lld is outside the vocabulary [0, %lld) (or -1)",
                             (long long)pad, (long long)s->m->cfg.vocab);
     s->pad_id = (int32_t)pad;
+    s->group = rl_node_opt_int(n, "group");
+    if (s->group < 1 || s->group > 65536) return rl_node_fail(n, err, "option 'group' must be in [1, 65536]");
     return rl_node_use_params(n, s->m->params, err);
 }
 
@@ -110,6 +125,17 @@ static int policy_infer(rl_node *n, rl_error *err) {
         if (s->pad_id < 0)
             return rl_node_fail(n, err, "input 'image_embeds' is connected but option 'image_pad_id' is not set");
     }
+    if (s->group > 1) {
+        if (!n->src[IN_PROMPT_LEN])
+            return rl_node_fail(n, err, "option 'group' = %lld shares prompts: connect input 'prompt_len'",
+                                (long long)s->group);
+        if (B % s->group != 0)
+            return rl_node_fail(n, err, "batch of %lld rows is not a whole number of groups of %lld (option 'group')",
+                                (long long)B, (long long)s->group);
+    }
+    if (n->src[IN_PROMPT_LEN] && n->in[IN_PROMPT_LEN].shape.dim[0] != B)
+        return rl_node_fail(n, err, "input 'prompt_len' has shape %s, expected [%lld]",
+                            rl_shape_str(&n->in[IN_PROMPT_LEN].shape, buf, sizeof buf), (long long)B);
     if (chunk > rows) chunk = rows;
     s->run = (rl_qwen2_run){rows, B, T, chunk, omp_get_max_threads(), NULL, NULL, NULL};
     /* Without a backward nothing outlives the forward: one layer slot of
@@ -125,7 +151,8 @@ static int policy_infer(rl_node *n, rl_error *err) {
         return -1;
     if (n->needs_backward &&
         ((s->ws_bwd = rl_node_request(n, RL_WS_SCRATCH_BWD, wb.bwd, err)) < 0 ||
-         (s->ws_grad = rl_node_request(n, RL_WS_SCRATCH_BWD, (size_t)rows * 2 * sizeof(float), err)) < 0))
+         /* gradients of logp and entropy per LM-head row: packed rows plus one extra per row */
+         (s->ws_grad = rl_node_request(n, RL_WS_SCRATCH_BWD, (size_t)(rows + B) * 2 * sizeof(float), err)) < 0))
         return -1;
     n->out[0].dtype = n->out[1].dtype = n->out[2].dtype = n->out[3].dtype = RL_F32;
     n->out[0].shape = rl_shape2(B, T);
@@ -155,7 +182,13 @@ static int policy_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
                             (long long)T, (long long)s->run.max_seqs, (long long)s->run.max_len);
     bind(n, s, ctx);
     rl_error e = {0};
-    if (rl_qwen2_pack(s->m, &s->run, rl_i32(&n->in[0]), rl_i32(&n->in[1]), B, T, &e))
+    const int shared = s->group > 1;
+    if (shared && n->in[IN_PROMPT_LEN].shape.dim[0] != B)
+        return rl_node_fail(n, err, "inputs 'tokens' ([%lld, %lld]) and 'prompt_len' ([%lld]) disagree", (long long)B,
+                            (long long)T, (long long)n->in[IN_PROMPT_LEN].shape.dim[0]);
+    if (shared ? rl_qwen2_pack_shared(s->m, &s->run, rl_i32(&n->in[0]), rl_i32(&n->in[1]),
+                                      rl_i32(&n->in[IN_PROMPT_LEN]), B, T, s->group, &e)
+               : rl_qwen2_pack(s->m, &s->run, rl_i32(&n->in[0]), rl_i32(&n->in[1]), B, T, &e))
         return rl_node_fail(n, err, "%s", e.msg);
     const int64_t n_img = n->src[IN_IMAGES] ? n->in[IN_IMAGES].shape.dim[0] : 0;
     if (rl_qwen2_splice_images(s->m, &s->run, s->pad_id, n->src[IN_IMAGES] ? rl_f32(&n->in[IN_IMAGES]) : NULL, n_img,
@@ -172,20 +205,24 @@ static int policy_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     memset(lp, 0, (size_t)(B * T) * sizeof(float));
     memset(en, 0, (size_t)(B * T) * sizeof(float));
     if (s->n_tap) memset(hid, 0, (size_t)s->n_tap * (size_t)(B * T * d) * sizeof(float));
-    int64_t ns;
-    const int32_t *brow;
-    const rl_attn_seq *seqs = rl_qwen2_seqs(s->m, &s->run, &ns, &brow);
+    const rl_qwen2_row *map = rl_qwen2_row_map(s->m, &s->run, NULL);
     const float *plp = rl_qwen2_logp(s->m, &s->run), *pen = rl_qwen2_entropy(s->m, &s->run);
-    for (int64_t q = 0; q < ns; q++) {
-        const int64_t b = brow[q], r0 = seqs[q].q_row, len = seqs[q].n_q;
-        /* Row t predicts token t+1: shift by one into the token's own slot. */
-        for (int64_t t = 0; t + 1 < len; t++) {
-            lp[b * T + t + 1] = plp[r0 + t];
-            en[b * T + t + 1] = pen[r0 + t];
+    for (int64_t b = 0; b < B; b++) {
+        const rl_qwen2_row *w = &map[b];
+        const int64_t len = w->n_pre + w->n_resp;
+        /* Position t's log-prob is predicted from position t-1 (a shared
+           prompt's last row: the row's own extra LM-head row). */
+        for (int64_t t = 1; t < len; t++) {
+            const int64_t r = rl_qwen2_lm_row(w, t);
+            lp[b * T + t] = plp[r];
+            en[b * T + t] = pen[r];
         }
-        for (int i = 0; i < s->n_tap; i++)
-            memcpy(hid + ((int64_t)i * B + b) * T * d, rl_qwen2_block_output(s->m, &s->run, s->tap[i]) + r0 * d,
-                   (size_t)(len * d) * sizeof(float));
+        for (int i = 0; i < s->n_tap; i++) {
+            const float *src = rl_qwen2_block_output(s->m, &s->run, s->tap[i]);
+            float *dst = hid + ((int64_t)i * B + b) * T * d;
+            memcpy(dst, src + w->pre_row * d, (size_t)(w->n_pre * d) * sizeof(float));
+            memcpy(dst + w->n_pre * d, src + w->resp_row * d, (size_t)(w->n_resp * d) * sizeof(float));
+        }
     }
     for (int i = 0; i < s->n_tap; i++) tau[i] = (float)((double)s->tap[i] / (double)c->n_layers);
     return 0;
@@ -202,18 +239,21 @@ static int policy_backward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     bind(n, s, ctx);
     s->run.no_param_grad = !s->m->params->trainable;
     s->run.image_grad = want_img ? rl_f32(&n->grad_in[IN_IMAGES]) : NULL;
-    const int64_t M = rl_qwen2_rows(&s->run), T = s->T;
-    float *gl = n->ws[s->ws_grad].data, *ge = gl + s->run.max_rows;
-    memset(gl, 0, (size_t)M * sizeof(float));
-    memset(ge, 0, (size_t)M * sizeof(float));
-    int64_t ns;
-    const int32_t *brow;
-    const rl_attn_seq *seqs = rl_qwen2_seqs(s->m, &s->run, &ns, &brow);
-    for (int64_t q = 0; q < ns; q++) {
-        const int64_t b = brow[q], r0 = seqs[q].q_row, len = seqs[q].n_q;
-        for (int64_t t = 0; t + 1 < len; t++) {
-            if (glp) gl[r0 + t] = glp[b * T + t + 1];
-            if (gen) ge[r0 + t] = gen[b * T + t + 1];
+    const int64_t LM = rl_qwen2_lm_rows(&s->run), T = s->T;
+    float *gl = n->ws[s->ws_grad].data, *ge = gl + s->run.max_rows + s->run.max_seqs;
+    memset(gl, 0, (size_t)LM * sizeof(float));
+    memset(ge, 0, (size_t)LM * sizeof(float));
+    int64_t B;
+    const rl_qwen2_row *map = rl_qwen2_row_map(s->m, &s->run, &B);
+    /* A shared prompt position's value went to all G rows: its gradient is
+       their sum (accumulated in row order). */
+    for (int64_t b = 0; b < B; b++) {
+        const rl_qwen2_row *w = &map[b];
+        const int64_t len = w->n_pre + w->n_resp;
+        for (int64_t t = 1; t < len; t++) {
+            const int64_t r = rl_qwen2_lm_row(w, t);
+            if (glp) gl[r] += glp[b * T + t];
+            if (gen) ge[r] += gen[b * T + t];
         }
     }
     rl_error e = {0};
@@ -234,11 +274,11 @@ const rl_node_type rl_node_policy = {
     .name = "policy",
     .doc = "Qwen2 policy, teacher-forced: per-token log-probs, entropies and tapped hidden states",
     .inputs = policy_inputs,
-    .n_inputs = 3,
+    .n_inputs = 4,
     .outputs = policy_outputs,
     .n_outputs = 4,
     .options = policy_options,
-    .n_options = 4,
+    .n_options = 5,
     .init = policy_init,
     .infer = policy_infer,
     .forward = policy_forward,

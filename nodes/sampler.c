@@ -66,6 +66,9 @@ static const rl_port_spec sampler_outputs[] = {
     {"logprobs", RL_F32, 2, 0, 0, "[B*G, Tp+max_new] sampling log-probability of each response token"},
     {"finished", RL_I32, 1, 0, 0, "[B*G] 1 if a stop token ended the response"},
     {"truncated", RL_I32, 1, 0, 0, "[B*G] 1 if max_new was reached without a stop token"},
+    /* Where each row's response begins, for the detokenizer's `start` and
+       the policy's `prompt_len` (shared-prefix teacher forcing). */
+    {"start", RL_I32, 1, 0, 0, "[B*G] position of the row's first response token (= its prompt length)"},
 };
 static const rl_option_spec sampler_options[] = {
     {"net", RL_VAL_OBJECT, NULL, "the Qwen2 model", "qwen2"},
@@ -225,6 +228,8 @@ static int sampler_infer(rl_node *n, rl_error *err) {
     n->out[4].shape = rl_shape1(s->S);
     n->out[5].dtype = RL_I32;
     n->out[5].shape = rl_shape1(s->S);
+    n->out[6].dtype = RL_I32;
+    n->out[6].shape = rl_shape1(s->S);
     return 0;
 }
 
@@ -507,7 +512,8 @@ static int sampler_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     gen_out o = {rl_i32(&n->out[0]), rl_i32(&n->out[1]), rl_i32(&n->out[4]), rl_i32(&n->out[5]), rl_f32(&n->out[2]),
                  rl_f32(&n->out[3])};
     n->out[0].shape = n->out[2].shape = n->out[3].shape = rl_shape2(S, L);
-    n->out[1].shape = n->out[4].shape = n->out[5].shape = rl_shape1(S);
+    n->out[1].shape = n->out[4].shape = n->out[5].shape = n->out[6].shape = rl_shape1(S);
+    int32_t *start = rl_i32(&n->out[6]);
     memset(o.tok, 0, (size_t)(S * L) * sizeof(int32_t));
     memset(o.mask, 0, (size_t)(S * L) * sizeof(float));
     memset(o.lp, 0, (size_t)(S * L) * sizeof(float));
@@ -516,6 +522,7 @@ static int sampler_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
         int64_t b = sl / G;
         memcpy(o.tok + sl * L, prompt + b * Tp, (size_t)plen[b] * sizeof(int32_t));
         o.len[sl] = plen[b];
+        start[sl] = plen[b];
         o.fin[sl] = o.tru[sl] = 0;
         w.pos[sl] = plen[b];
         w.gen[sl] = 0;
@@ -580,7 +587,7 @@ const rl_node_type rl_node_sampler = {
     .inputs = sampler_inputs,
     .n_inputs = 4,
     .outputs = sampler_outputs,
-    .n_outputs = 6,
+    .n_outputs = 7,
     .options = sampler_options,
     .n_options = 11,
     .init = sampler_init,

@@ -31,12 +31,26 @@ size_t rl_attn_scratch_floats(int64_t max_q, int64_t max_keys, int threads) {
 
 static int clamp_threads(int threads) { return threads < 1 ? 1 : threads; }
 
-/* S[i, j] = scale * q_i . k_j for all n_q x nk pairs (one GEMM; the masked
- * upper triangle is computed and ignored: cheaper than many dot products). */
+/* S[i, j] = scale * q_i . k_j for all n_q x nk pairs into S (row stride ld)
+ * (one GEMM; the masked upper triangle is computed and ignored: cheaper than
+ * many dot products). */
 static void scores(const float *q, int64_t qs, const float *k, int64_t ks, int64_t n_q, int64_t nk, int64_t hd,
-                   float scale, float *S) {
+                   float scale, float *S, int64_t ld) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_q, (int)nk, (int)hd, scale, q, (int)qs, k, (int)ks,
-                0.0f, S, (int)nk);
+                0.0f, S, (int)ld);
+}
+
+/* The keys of one sequence as (at most) two segments of rows: the shared
+ * prefix (n_pre rows at pre_row, absent when n_pre = 0) and its own keys
+ * (pos0 + n_q rows at k_row). Column j < n_pre of a score block is prefix
+ * key j; column n_pre + j is own key j. */
+typedef struct key_segs {
+    int64_t row[2], n[2], col[2], total;
+} key_segs;
+
+static key_segs segs_of(const rl_attn_seq *sq) {
+    const int64_t npre = sq->n_pre > 0 ? sq->n_pre : 0;
+    return (key_segs){{sq->pre_row, sq->k_row}, {npre, sq->pos0 + sq->n_q}, {0, npre}, npre + sq->pos0 + sq->n_q};
 }
 
 void rl_attn_forward(const float *q, const float *k, const float *v, float *o, float *lse,
@@ -51,14 +65,18 @@ void rl_attn_forward(const float *q, const float *k, const float *v, float *o, f
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
         const rl_attn_seq *sq = &seqs[it / H];
-        const int64_t h = it % H, g = h / group, n_q = sq->n_q, nk = sq->pos0 + n_q;
+        const int64_t h = it % H, g = h / group, n_q = sq->n_q;
         if (n_q <= 0) continue;
+        const key_segs ksg = segs_of(sq);
+        const int64_t nk = ksg.total, seen_by_all = ksg.n[0] + sq->pos0; /* prefix + cached keys: seen by every query */
         float *S = scratch + (size_t)omp_get_thread_num() * per_thread;
-        const float *kg = k + sq->k_row * ks + g * hd, *vg = v + sq->k_row * ks + g * hd;
-        scores(q + sq->q_row * qs + h * hd, qs, kg, ks, n_q, nk, hd, scale, S);
+        const float *qh = q + sq->q_row * qs + h * hd;
+        for (int sg = 0; sg < 2; sg++)
+            if (ksg.n[sg] > 0)
+                scores(qh, qs, k + ksg.row[sg] * ks + g * hd, ks, n_q, ksg.n[sg], hd, scale, S + ksg.col[sg], nk);
         for (int64_t i = 0; i < n_q; i++) {
             float *srow = S + i * nk;
-            const int64_t vis = sq->pos0 + i + 1; /* causal: keys 0..pos0+i */
+            const int64_t vis = seen_by_all + i + 1; /* causal: prefix, then own keys 0..pos0+i */
             float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
             for (int64_t j = 0; j < vis; j++) mx = srow[j] > mx ? srow[j] : mx;
@@ -73,8 +91,67 @@ void rl_attn_forward(const float *q, const float *k, const float *v, float *o, f
             for (int64_t j = vis; j < nk; j++) srow[j] = 0.0f;
             if (lse) lse[(sq->q_row + i) * H + h] = mx + logf(sum);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_q, (int)hd, (int)nk, 1.0f, S, (int)nk, vg,
-                    (int)ks, 0.0f, o + sq->q_row * qs + h * hd, (int)qs);
+        float beta = 0.0f;
+        for (int sg = 0; sg < 2; sg++) {
+            if (ksg.n[sg] <= 0) continue;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_q, (int)hd, (int)ksg.n[sg], 1.0f,
+                        S + ksg.col[sg], (int)nk, v + ksg.row[sg] * ks + g * hd, (int)ks, beta,
+                        o + sq->q_row * qs + h * hd, (int)qs);
+            beta = 1.0f;
+        }
+    }
+}
+
+/* Backward of one sequence for KV head g: zeroes its own dK/dV rows, then
+ * ACCUMULATES into its own rows and its prefix's rows. */
+static void backward_seq(const float *q, const float *k, const float *v, const float *o, const float *lse,
+                         const float *dout, float *dq, float *dk, float *dv, const rl_attn_seq *sq, int64_t g,
+                         int64_t H, int64_t group, int64_t hd, float scale, float *P, float *dP) {
+    const int64_t qs = H * hd, ks = (H / group) * hd, n_q = sq->n_q;
+    const key_segs ksg = segs_of(sq);
+    const int64_t nk = ksg.total, seen_by_all = ksg.n[0] + sq->pos0;
+    float *dkg = dk + sq->k_row * ks + g * hd, *dvg = dv + sq->k_row * ks + g * hd;
+    for (int64_t j = 0; j < ksg.n[1]; j++) {
+        memset(dkg + j * ks, 0, (size_t)hd * sizeof(float));
+        memset(dvg + j * ks, 0, (size_t)hd * sizeof(float));
+    }
+    if (n_q <= 0) return;
+    for (int64_t h = g * group; h < (g + 1) * group; h++) {
+        const float *qh = q + sq->q_row * qs + h * hd, *doh = dout + sq->q_row * qs + h * hd;
+        const float *oh = o + sq->q_row * qs + h * hd;
+        /* P from the saved log-sum-exp; dP = dO V^T */
+        for (int sg = 0; sg < 2; sg++) {
+            if (ksg.n[sg] <= 0) continue;
+            scores(qh, qs, k + ksg.row[sg] * ks + g * hd, ks, n_q, ksg.n[sg], hd, scale, P + ksg.col[sg], nk);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_q, (int)ksg.n[sg], (int)hd, 1.0f, doh,
+                        (int)qs, v + ksg.row[sg] * ks + g * hd, (int)ks, 0.0f, dP + ksg.col[sg], (int)nk);
+        }
+        for (int64_t i = 0; i < n_q; i++) {
+            float *pr = P + i * nk, *dpr = dP + i * nk;
+            const int64_t vis = seen_by_all + i + 1;
+            const float l = lse[(sq->q_row + i) * H + h];
+            const float D = dotf(doh + i * qs, oh + i * qs, hd);
+#pragma omp simd
+            for (int64_t j = 0; j < vis; j++) {
+                float p = rl_expf(pr[j] - l);
+                pr[j] = p;
+                dpr[j] = p * (dpr[j] - D) * scale; /* dS, with the score scale folded in */
+            }
+            for (int64_t j = vis; j < nk; j++) pr[j] = dpr[j] = 0.0f;
+        }
+        /* Per key segment: dQ (+)= dS K; dK += dS^T Q; dV += P^T dO */
+        float beta = 0.0f;
+        for (int sg = 0; sg < 2; sg++) {
+            if (ksg.n[sg] <= 0) continue;
+            const int64_t nseg = ksg.n[sg], c0 = ksg.col[sg], kr = ksg.row[sg] * ks + g * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_q, (int)hd, (int)nseg, 1.0f, dP + c0,
+                        (int)nk, k + kr, (int)ks, beta, dq + sq->q_row * qs + h * hd, (int)qs);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nseg, (int)hd, (int)n_q, 1.0f, dP + c0,
+                        (int)nk, qh, (int)qs, 1.0f, dk + kr, (int)ks);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nseg, (int)hd, (int)n_q, 1.0f, P + c0, (int)nk,
+                        doh, (int)qs, 1.0f, dv + kr, (int)ks);
+            beta = 1.0f;
+        }
     }
 }
 
@@ -83,52 +160,26 @@ void rl_attn_backward(const float *q, const float *k, const float *v, const floa
                       int64_t n_seqs, rl_attn_dims dims, int64_t max_q, int64_t max_keys, float *scratch,
                       int threads) {
     const int64_t H = dims.n_heads, Hk = dims.n_kv_heads, hd = dims.head_dim;
-    const int64_t group = H / Hk, qs = H * hd, ks = Hk * hd;
+    const int64_t group = H / Hk;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t items = n_seqs * Hk;
     const size_t per_thread = 2 * (size_t)max_q * (size_t)max_keys;
     threads = clamp_threads(threads);
+    /* One item per (sequence without a prefix, KV head): it also runs the
+       sequences that follow it with a prefix (which write into its key
+       rows), so no two threads write the same rows and the prefix sums its
+       contributions in a fixed order. */
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
-        const rl_attn_seq *sq = &seqs[it / Hk];
-        const int64_t g = it % Hk, n_q = sq->n_q, nk = sq->pos0 + n_q;
+        const int64_t s0 = it / Hk, g = it % Hk;
+        if (seqs[s0].n_pre > 0 && s0 > 0) continue; /* run by its owner's item */
         float *P = scratch + (size_t)omp_get_thread_num() * per_thread;
         float *dP = P + (size_t)max_q * (size_t)max_keys;
-        const float *kg = k + sq->k_row * ks + g * hd, *vg = v + sq->k_row * ks + g * hd;
-        float *dkg = dk + sq->k_row * ks + g * hd, *dvg = dv + sq->k_row * ks + g * hd;
-        for (int64_t j = 0; j < nk; j++) {
-            memset(dkg + j * ks, 0, (size_t)hd * sizeof(float));
-            memset(dvg + j * ks, 0, (size_t)hd * sizeof(float));
-        }
-        if (n_q <= 0) continue;
-        for (int64_t h = g * group; h < (g + 1) * group; h++) {
-            const float *qh = q + sq->q_row * qs + h * hd, *doh = dout + sq->q_row * qs + h * hd;
-            const float *oh = o + sq->q_row * qs + h * hd;
-            /* P from the saved log-sum-exp; dP = dO V^T */
-            scores(qh, qs, kg, ks, n_q, nk, hd, scale, P);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_q, (int)nk, (int)hd, 1.0f, doh, (int)qs, vg,
-                        (int)ks, 0.0f, dP, (int)nk);
-            for (int64_t i = 0; i < n_q; i++) {
-                float *pr = P + i * nk, *dpr = dP + i * nk;
-                const int64_t vis = sq->pos0 + i + 1;
-                const float l = lse[(sq->q_row + i) * H + h];
-                const float D = dotf(doh + i * qs, oh + i * qs, hd);
-#pragma omp simd
-                for (int64_t j = 0; j < vis; j++) {
-                    float p = rl_expf(pr[j] - l);
-                    pr[j] = p;
-                    dpr[j] = p * (dpr[j] - D) * scale; /* dS, with the score scale folded in */
-                }
-                for (int64_t j = vis; j < nk; j++) pr[j] = dpr[j] = 0.0f;
-            }
-            /* dQ = dS K; dK += dS^T Q; dV += P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_q, (int)hd, (int)nk, 1.0f, dP, (int)nk, kg,
-                        (int)ks, 0.0f, dq + sq->q_row * qs + h * hd, (int)qs);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)hd, (int)n_q, 1.0f, dP, (int)nk, qh,
-                        (int)qs, 1.0f, dkg, (int)ks);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)hd, (int)n_q, 1.0f, P, (int)nk, doh,
-                        (int)qs, 1.0f, dvg, (int)ks);
-        }
+        int64_t s = s0;
+        do {
+            backward_seq(q, k, v, o, lse, dout, dq, dk, dv, &seqs[s], g, H, group, hd, scale, P, dP);
+            s++;
+        } while (s < n_seqs && seqs[s].n_pre > 0);
     }
 }
 

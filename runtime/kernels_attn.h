@@ -39,9 +39,22 @@ static inline float rl_expf(float x) {
  * of q/o and at absolute position pos0+i; it attends to the keys at rows
  * k_row .. k_row+pos0+i of k/v (causal). Teacher forcing: q_row = k_row,
  * pos0 = 0. Decoding with a cache: k_row = the sequence's cache start,
- * pos0 = tokens already cached. */
+ * pos0 = tokens already cached.
+ *
+ * Shared prefix (optional; zero = none): with n_pre > 0 every query first
+ * attends to the n_pre keys at rows pre_row .. pre_row+n_pre-1 (a prompt
+ * computed once for several responses), then to its own keys as above, so
+ * it sees n_pre + pos0 + i + 1 keys (max_keys must cover that). Positions
+ * (RoPE) are the caller's: a response row after a prompt of p tokens sits at
+ * position p + i. Backward contract: the rows of a prefix belong to an
+ * OWNER sequence without a prefix (usually the prompt itself) whose keys
+ * cover them, and the sequences using that prefix follow it directly in
+ * seqs[]; the owner's work item then accumulates the prefix's dK/dV from
+ * its own queries and from every follower, in order (exact, deterministic
+ * and race-free). Forward has no ordering requirement. */
 typedef struct rl_attn_seq {
     int64_t q_row, n_q, k_row, pos0;
+    int64_t pre_row, n_pre;
 } rl_attn_seq;
 
 typedef struct rl_attn_dims {
@@ -60,7 +73,8 @@ void rl_attn_forward(const float *q, const float *k, const float *v, float *o, f
                      const rl_attn_seq *seqs, int64_t n_seqs, rl_attn_dims dims, int64_t max_q,
                      int64_t max_keys, float *scratch, int threads);
 /* Backward: dq, dk, dv are WRITTEN for every row the sequences cover (dk/dv
- * rows are zeroed first). Recomputes probabilities from q, k and lse. */
+ * rows are zeroed first; a shared prefix's rows receive the sum over its
+ * owner and all followers). Recomputes probabilities from q, k and lse. */
 void rl_attn_backward(const float *q, const float *k, const float *v, const float *o, const float *lse,
                       const float *dout, float *dq, float *dk, float *dv, const rl_attn_seq *seqs,
                       int64_t n_seqs, rl_attn_dims dims, int64_t max_q, int64_t max_keys, float *scratch,

@@ -53,6 +53,7 @@ local function defaults(method)
     kl = 0.0,                    -- KL in the reward needs a reference policy: off, as in the reference RLFR runs
     partial = 0.5,               -- reward of a boxed but wrong answer (reference)
     prompt_len = 256,            -- longest prompt in tokens (longer prompts are cut; the task needs < 160)
+    shared_prefix = true,        -- policy forwards compute each prompt once for its G samples (false: once per row)
     seed = 1,                    -- data order and sampling streams (plus --seed)
     task = { steps = 3, min_steps = 0, max_value = 30, max_factor = 9, ops = "+-*/", task_seed = 0 },
     flow = {
@@ -214,19 +215,48 @@ local function make_eval(cfg, m, eos, seed)
   end
 end
 
+-- What a task adds to the shared training graph (make_train). The text task
+-- only supplies its prompts; graphs/lib/rl_vision.lua supplies images too.
+--   io.prompts(g) -> data (outputs answer, index), prompt (tokens, lengths)
+--   io.extend(g, kind, opts, inputs), optional: adds options and inputs to
+--     the node of type `kind` (sampler, detokenize, verifier, policy) that
+--     make_train is about to create (the vision graphs: the image splice)
+--   io.after_update(g, loss), optional: more optimizers on the policy loss
+local function text_io(cfg, m, seed)
+  return {
+    prompts = function(g)
+      local d = g:dataset(task_opts(cfg, { name = "data", split = "train", batch = cfg.batch, seed = seed }))
+      local p = g:tokenize { name = "prompt", tokenizer = m.tokenizer, max_len = cfg.prompt_len, truncate = true }
+                  (d.prompt)
+      return d, p
+    end,
+  }
+end
+
 -- The training graph: phases rollout -> score -> update.
-local function make_train(cfg, m, eos, seed)
+local function make_train(cfg, m, eos, seed, io)
+  io = io or text_io(cfg, m, seed)
   local method, G = cfg.method, cfg.group
   local g = rlfr.graph("rl-" .. method)
   local d, s, v, adv, old_lp, lat
   local refs = {}
+  -- Teacher-forced policy forwards over the rollouts share each prompt
+  -- among its G samples (computed once; same results up to float summation
+  -- order); the sampler's `start` says where each row's prompt ends.
+  local share = cfg.shared_prefix ~= false and G > 1
+  local function pol_opts(o) o.group = share and G or 1; return o end
+  local function pol_in() return { tokens = s.tokens, lengths = s.lengths, prompt_len = share and s.start or nil } end
+  -- g:kind(opts)(inputs), with what the task's io adds to that kind of node.
+  local function node(kind, opts, inputs)
+    if io.extend then io.extend(g, kind, opts, inputs) end
+    return g:node(kind, opts)(inputs)
+  end
   g:phase("rollout", function()
-    d = g:dataset(task_opts(cfg, { name = "data", split = "train", batch = cfg.batch, seed = seed }))
-    local p = g:tokenize { name = "prompt", tokenizer = m.tokenizer, max_len = cfg.prompt_len, truncate = true }
-                (d.prompt)
-    s = g:sampler { name = "sampler", net = m.policy, group = G, max_new = cfg.max_new,
-                    temperature = cfg.temperature, stop = { eos }, seed = seed }
-                  { prompt = p.tokens, prompt_len = p.lengths, prompt_id = d.index }
+    local p
+    d, p = io.prompts(g)
+    s = node("sampler", { name = "sampler", net = m.policy, group = G, max_new = cfg.max_new,
+                          temperature = cfg.temperature, stop = { eos }, seed = seed },
+             { prompt = p.tokens, prompt_len = p.lengths, prompt_id = d.index })
     -- The verifier must see the response only. The sampler's rows hold the
     -- prompt too; when it exports where each row's response starts we use
     -- that, else the whole row is decoded: the system prompt's empty
@@ -237,9 +267,10 @@ local function make_train(cfg, m, eos, seed)
     local start
     if has_output("sampler", "start") then start = s.start
     elseif has_output("sampler", "prompt_len") then start = s.prompt_len end
-    local txt = g:detokenize { name = "text", tokenizer = m.tokenizer, max_bytes = 8 * cfg.max_new + 2048 }
-                  { tokens = s.tokens, lengths = s.lengths, start = start }
-    v = g:verifier { name = "verify", group = G, partial = cfg.partial } (txt, d.answer, s.finished)
+    local txt = node("detokenize", { name = "text", tokenizer = m.tokenizer, max_bytes = 8 * cfg.max_new + 2048 },
+                     { tokens = s.tokens, lengths = s.lengths, start = start })
+    v = node("verifier", { name = "verify", group = G, partial = cfg.partial },
+             { text = txt, answer = d.answer, finished = s.finished })
     refs.data, refs.prompt, refs.sampler, refs.verify = d, p, s, v
   end)
   g:phase("score", function()
@@ -251,7 +282,7 @@ local function make_train(cfg, m, eos, seed)
       -- A frozen forward of the policy before the update: its taps feed the
       -- flow, and its log-probs are the PPO old log-probs (exactly those of
       -- the training forward's weights, so the first update's ratio is 1).
-      local fz = g:policy { name = "old", net = m.policy, tap_layers = cfg.flow.layers } (s.tokens, s.lengths)
+      local fz = node("policy", pol_opts { name = "old", net = m.policy, tap_layers = cfg.flow.layers }, pol_in())
       lat = g:latent_tap { name = "tap", context = cfg.flow.context } (fz.hidden, fz.tau, s.mask, s.lengths)
       local fs = g:flow { name = "flow_score", net = m.flow, mode = "score", t = cfg.flow.t }
                    (lat.target, lat.cond, lat.tau, lat.index, s.mask)
@@ -265,14 +296,14 @@ local function make_train(cfg, m, eos, seed)
       if cfg.temperature == 1.0 then
         old_lp = s.logprobs
       else
-        old_lp = g:policy { name = "old", net = m.policy } (s.tokens, s.lengths).logprobs
+        old_lp = node("policy", pol_opts { name = "old", net = m.policy }, pol_in()).logprobs
       end
       adv = g:shaper(sh) { reward = v.reward, mask = s.mask }
     end
     refs.shaper = adv
   end)
   g:phase("update", function()
-    local fw = g:policy { name = "actor", net = m.policy } (s.tokens, s.lengths)
+    local fw = node("policy", pol_opts { name = "actor", net = m.policy }, pol_in())
     local a = adv.advantages
     if method == "entropy" then
       a = g:entropy_shaper { name = "entropy_shaper", alpha = cfg.entropy.alpha, kappa = cfg.entropy.kappa }
@@ -283,6 +314,7 @@ local function make_train(cfg, m, eos, seed)
                      entropy = fw.entropy }
     g:optimizer { name = "actor_opt", params = m.policy, lr = cfg.lr, betas = { 0.9, 0.95 }, clip = cfg.grad_clip,
                   warmup = cfg.warmup } (loss)
+    if io.after_update then io.after_update(g, loss) end
     if method == "rlfr" then
       -- Online flow update on the rollouts' latents, correct ones only
       -- (rejection sampling), at the reward timesteps.
@@ -337,15 +369,31 @@ end
 
 M.defaults, M.random_model, M.load_model, M.make_eval, M.make_train, M.time_phases, M.die =
   defaults, random_model, load_model, make_eval, make_train, time_phases_, die
+M.rows_of, M.has_output, M.need, M.train, M.text_io, M.METHODS = rows_of, has_output, need, train, text_io, METHODS
 
 -- ---------------------------------------------------------------- main
 
-function M.main(method_default)
-  local cfg = rlfr.config(defaults(method_default))
+-- A task for M.run: its name (scripts are graphs/<method>_<name>.lua, runs
+-- go to runs/<method>_<name>), its defaults, model loader, evaluation and
+-- training io; `bundle(m, t, cfg)` adds the task's parts to a save_bundle table.
+M.TEXT = {
+  name = "text", defaults = defaults, load_model = load_model, make_eval = make_eval,
+  io = function(cfg, m, seed) return text_io(cfg, m, seed) end,
+}
+
+-- The whole run: evaluate, train `cfg.steps` RL steps (checkpointed,
+-- resumable), evaluate, save OUT/final, print the accuracy line.
+function M.run(task, method_default)
+  local cfg = rlfr.config(task.defaults(method_default))
   if not METHODS[cfg.method] then
     die("--set method=%s: unknown method (rlfr, rlvr or entropy)", cfg.method)
   end
-  local out = rlfr.args.out or (cfg.out ~= "" and cfg.out) or ("runs/" .. cfg.method .. "_text")
+  local m -- the model (loaded below)
+  local function bundle(t)
+    if task.bundle then task.bundle(m, t, cfg) end
+    return t
+  end
+  local out = rlfr.args.out or (cfg.out ~= "" and cfg.out) or ("runs/" .. cfg.method .. "_" .. task.name)
   if rlfr.args.mode == "plan" and not rlfr.args.out then
     -- `rlfr plan` writes nothing into runs/ (a micro tokenizer goes to /tmp)
     out = os.tmpname() .. ".d"
@@ -353,17 +401,17 @@ function M.main(method_default)
   local ok, merr = core.mkdir_p(out)
   if not ok then die("%s", merr) end
   local seed = cfg.seed + rlfr.args.seed
-  local m = load_model(cfg, out, seed)
+  m = task.load_model(cfg, out, seed)
   local eos = m.tokenizer:token_id("<|im_end|>")
   if not eos then die("%s: the tokenizer has no <|im_end|> token (the chat template's end)", cfg.model) end
   if cfg.model == "random" and cfg.save and rlfr.save_bundle and rlfr.args.mode ~= "plan" then
     -- The starting point, so a test can tell that training changed the weights.
-    rlfr.save_bundle { dir = out .. "/init", policy = m.policy, tokenizer = m.tokenizer, flow = m.flow,
-                       meta = { recipe = "rl_text random init", seed = seed } }
+    rlfr.save_bundle(bundle { dir = out .. "/init", policy = m.policy, tokenizer = m.tokenizer, flow = m.flow,
+                              meta = { recipe = "rl_" .. task.name .. " random init", seed = seed } })
   end
 
-  local evaluate = make_eval(cfg, m, eos, seed)
-  local g = make_train(cfg, m, eos, seed)
+  local evaluate = task.make_eval(cfg, m, eos, seed)
+  local g = make_train(cfg, m, eos, seed, task.io(cfg, m, seed))
   if rlfr.args.mode == "plan" then
     -- `rlfr plan`: rlfr.train prints the training graph's plan and stops.
     rlfr.train(g, { steps = cfg.steps, phases = { "rollout", "score", { "update", cfg.updates } }, out = out })
@@ -393,15 +441,18 @@ function M.main(method_default)
 
   if cfg.save and rlfr.save_bundle then
     local meta = {
-      recipe = "graphs/" .. cfg.method .. "_text.lua", method = cfg.method, start = cfg.model, seed = seed,
+      recipe = "graphs/" .. cfg.method .. "_" .. task.name .. ".lua", method = cfg.method, start = cfg.model, seed = seed,
       steps = cfg.steps, lr = cfg.lr, batch = cfg.batch, group = cfg.group, flow_coef = cfg.flow.coef,
       accuracy_before = acc_before, accuracy_after = acc_after,
     }
-    rlfr.save_bundle { dir = out .. "/final", policy = m.policy, tokenizer = m.tokenizer, flow = m.flow, meta = meta }
+    rlfr.save_bundle(bundle { dir = out .. "/final", policy = m.policy, tokenizer = m.tokenizer, flow = m.flow,
+                              meta = meta })
   end
   print(fmt("trained %d steps in %.1fs (%s); metrics in %s", run.steps, run.seconds, cfg.method, run.metrics_file))
   print(fmt("accuracy_before=%.4f accuracy_after=%.4f", acc_before, acc_after))
   return { before = acc_before, after = acc_after, run = run, cfg = cfg }
 end
+
+function M.main(method_default) return M.run(M.TEXT, method_default) end
 
 return M

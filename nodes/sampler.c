@@ -39,6 +39,8 @@ typedef struct sampler_state {
     int greedy, bf16;
     int n_stop;
     int32_t *stop;
+    int n_suppress;
+    int32_t *suppress; /* never drawn (e.g. image placeholders in a multimodal vocabulary) */
     int64_t B, Tp, L, S, max_rows;
     int threads;
     int parts;             /* prompt partitions, one thread each (1: all threads on every step) */
@@ -78,6 +80,7 @@ static const rl_option_spec sampler_options[] = {
     {"top_k", RL_VAL_INT, "0", "draw among the k most likely tokens (0: all)", NULL},
     {"top_p", RL_VAL_NUMBER, "1.0", "draw among the smallest set with this probability mass", NULL},
     {"stop", RL_VAL_NUMBERS, "", "stop token ids (kept in the response)", NULL},
+    {"suppress", RL_VAL_NUMBERS, "", "token ids never drawn (their probability is moved to the others)", NULL},
     {"greedy", RL_VAL_BOOL, "false", "argmax decoding (evaluation)", NULL},
     {"seed", RL_VAL_INT, "0", "added to the run seed for this node's streams", NULL},
     {"bf16", RL_VAL_BOOL, "false", "decode with a bf16 copy of the weights (refreshed every run)", NULL},
@@ -85,6 +88,25 @@ static const rl_option_spec sampler_options[] = {
      "prompt token id whose positions take the rows of 'image_embeds' (the tokenizer's <|image_pad|>; -1: none)",
      NULL},
 };
+
+/* Option `key`: a list of token ids of the policy's vocabulary. */
+static int read_token_list(rl_node *n, const sampler_state *s, const char *key, int32_t **ids, int *count,
+                           rl_error *err) {
+    int k = 0;
+    const double *v = rl_node_opt_numbers(n, key, &k);
+    *count = 0;
+    if (!k) return 0;
+    *ids = rl_calloc((size_t)k, sizeof **ids);
+    if (!*ids) return rl_node_fail(n, err, "out of memory");
+    for (int i = 0; i < k; i++) {
+        if (v[i] != floor(v[i]) || v[i] < 0 || v[i] >= (double)s->m->cfg.vocab)
+            return rl_node_fail(n, err, "%s token %g is not a token id of the vocabulary [0, %lld)", key, v[i],
+                                (long long)s->m->cfg.vocab);
+        (*ids)[i] = (int32_t)v[i];
+    }
+    *count = k;
+    return 0;
+}
 
 static int sampler_init(rl_node *n, rl_error *err) {
     rl_object *o = rl_node_opt_object(n, "net");
@@ -106,19 +128,10 @@ static int sampler_init(rl_node *n, rl_error *err) {
         return rl_node_fail(n, err, "option 'temperature' must be >= 0");
     if (s->top_k < 0) return rl_node_fail(n, err, "option 'top_k' must be >= 0");
     if (!(s->top_p > 0 && s->top_p <= 1)) return rl_node_fail(n, err, "option 'top_p' must be in (0, 1]");
-    int ns = 0;
-    const double *st = rl_node_opt_numbers(n, "stop", &ns);
-    if (ns) {
-        s->stop = rl_calloc((size_t)ns, sizeof *s->stop);
-        if (!s->stop) return rl_node_fail(n, err, "out of memory");
-        for (int i = 0; i < ns; i++) {
-            if (st[i] != floor(st[i]) || st[i] < 0 || st[i] >= (double)s->m->cfg.vocab)
-                return rl_node_fail(n, err, "stop token %g is not a token id of the vocabulary [0, %lld)", st[i],
-                                    (long long)s->m->cfg.vocab);
-            s->stop[i] = (int32_t)st[i];
-        }
-    }
-    s->n_stop = ns;
+    if (read_token_list(n, s, "stop", &s->stop, &s->n_stop, err) < 0) return -1;
+    if (read_token_list(n, s, "suppress", &s->suppress, &s->n_suppress, err) < 0) return -1;
+    if (s->n_suppress >= s->m->cfg.vocab)
+        return rl_node_fail(n, err, "option 'suppress' leaves no token of the vocabulary to draw");
     const int64_t pad = rl_node_opt_int(n, "image_pad_id");
     if (pad < -1 || pad >= s->m->cfg.vocab)
         return rl_node_fail(n, err, "option 'image_pad_id' = %lld is outside the vocabulary [0, %lld) (or -1)",
@@ -305,6 +318,7 @@ static int64_t top_p_prefix(cand *c, int64_t n, double p, double lse) {
 /* Draws one token from logits z (scaled in place by 1/T); returns its id and
  * the log-probability under softmax(z / T). */
 static int32_t draw(const sampler_state *s, float *z, int64_t V, rl_rng *rng, cand *cands, float *logp) {
+    for (int i = 0; i < s->n_suppress; i++) z[s->suppress[i]] = -INFINITY;
     if (s->greedy) {
         int64_t best = 0;
         for (int64_t j = 1; j < V; j++)
@@ -577,6 +591,7 @@ static void sampler_destroy(rl_node *n) {
     sampler_state *s = n->state;
     if (!s) return;
     rl_free(s->stop);
+    rl_free(s->suppress);
     rl_free(s);
     n->state = NULL;
 }
@@ -589,7 +604,7 @@ const rl_node_type rl_node_sampler = {
     .outputs = sampler_outputs,
     .n_outputs = 7,
     .options = sampler_options,
-    .n_options = 11,
+    .n_options = sizeof sampler_options / sizeof sampler_options[0],
     .init = sampler_init,
     .infer = sampler_infer,
     .forward = sampler_forward,

@@ -347,6 +347,35 @@ int main(int argc, char **argv) {
     CHECK(a.mask[g_plen[0] + 2] == 0.0f && a.tok[g_plen[0] + 2] == 0);
     for (int64_t sl = 0; sl < a.S; sl++) CHECK(a.fin[sl] + a.tru[sl] == 1);
 
+    /* Suppressed tokens are never drawn: greedy takes the next best token,
+       sampling never produces one; the rest of the greedy continuation is
+       unchanged up to the first suppressed token. */
+    {
+        const double sup[2] = {(double)greedy.tok[g_plen[0]], (double)greedy.tok[g_plen[0] + 1]};
+        static result su;
+        rl_opts_free(&o);
+        rl_opts_init(&o);
+        rl_opts_set_int(&o, "max_new", 6);
+        rl_opts_set_bool(&o, "greedy", 1);
+        rl_opts_set_numbers(&o, "suppress", sup, 2);
+        CHECK_MSG(generate(net, &o, 0, &su, &e) == 0, "%s", e.msg);
+        int64_t hits = 0;
+        for (int64_t i = 0; i < su.S * su.L; i++)
+            if (su.mask[i] > 0 && (su.tok[i] == (int32_t)sup[0] || su.tok[i] == (int32_t)sup[1])) hits++;
+        CHECK_MSG(hits == 0, "greedy drew a suppressed token %lld times", (long long)hits);
+        CHECK(su.tok[g_plen[0]] != greedy.tok[g_plen[0]]);
+        rl_opts_set_bool(&o, "greedy", 0);
+        rl_opts_set_int(&o, "group", 3);
+        CHECK_MSG(generate(net, &o, 4, &su, &e) == 0, "%s", e.msg);
+        for (int64_t i = 0; i < su.S * su.L; i++)
+            if (su.mask[i] > 0 && (su.tok[i] == (int32_t)sup[0] || su.tok[i] == (int32_t)sup[1])) hits++;
+        CHECK_MSG(hits == 0, "sampling drew a suppressed token %lld times", (long long)hits);
+        const double bad = 1e9;
+        rl_opts_set_numbers(&o, "suppress", &bad, 1);
+        CHECK(generate(net, &o, 0, &su, &e) != 0);
+        CHECK_MSG(strstr(e.msg, "suppress token") && strstr(e.msg, "sampler"), "%s", e.msg);
+    }
+
     /* bf16 decoding equals f32 decoding with bf16-rounded weights. */
     {
         rl_qwen2 *m2 = NULL;

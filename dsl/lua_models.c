@@ -1,11 +1,11 @@
 /* The "rlfr.models" Lua module: model bundles and the model objects in them.
- *   rlfr.load(path) -> {dir, policy, tokenizer, flow, meta}
+ *   rlfr.load(path) -> {dir, policy, tokenizer, flow, vision, meta}
  *   rlfr.new_policy{HF config keys..., seed} -> qwen2 object
  *   rlfr.new_flow{hidden | policy, width, depth, eps, seed} -> flow object
- *   rlfr.save_bundle{dir, policy, tokenizer, flow, meta, dtype}   (lua_models_save.c)
+ *   rlfr.save_bundle{dir, policy, tokenizer, flow, vision, meta, dtype}   (lua_models_save.c)
  *   rlfr.save_flow(flow, dir), rlfr.pack(dir, out)                (lua_models_save.c)
  *   rlfr.json_encode(value [, indent]) -> text, rlfr.json_decode(text) -> value
- * and methods on qwen2 / flow objects: m:config(), m:num_params(), m:digest().
+ * and methods on qwen2 / flow / vit objects: m:config(), m:num_params(), m:digest().
  * docs/dsl.md ("Models and bundles") and docs/models.md describe them. */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +21,7 @@
 #include "luax.h"
 #include "qwen2.h"
 #include "tokenizer.h"
+#include "vit.h"
 
 /* ---- tokenizer sources ------------------------------------------------
  * A bundle must be able to write its tokenizer back out, but the runtime
@@ -97,6 +98,7 @@ typedef struct loaded {
     char *tok_json;
     size_t tok_len;
     rl_flow *flow;
+    rl_vit *vision;
     json_t *meta;
 } loaded;
 
@@ -105,6 +107,7 @@ static void loaded_free(loaded *x) {
     rl_tokenizer_free(x->tok);
     rl_free(x->tok_json);
     rl_flow_free(x->flow);
+    rl_vit_free(x->vision);
     json_decref(x->meta);
     memset(x, 0, sizeof *x);
 }
@@ -147,6 +150,15 @@ static int load_parts(rl_bundle *b, const char *path, loaded *x, rl_error *err) 
         if (!x->flow) return -1;
         if (rl_flow_check_dim(x->flow, x->policy->cfg.hidden, err)) return rl_fail_prefix(err, "flow.safetensors: ");
     }
+    if (rl_bundle_has(b, "vision.safetensors") || rl_bundle_has(b, "vision_config.json")) {
+        x->vision = rl_vit_load(rl_bundle_dir(b), err);
+        if (!x->vision) return -1;
+        /* Its merged tokens replace <|image_pad|> embeddings of this policy. */
+        if (x->vision->cfg.out_hidden != x->policy->cfg.hidden)
+            return rl_fail(err, "%s/vision.safetensors: vision encoder outputs embeddings of size %lld "
+                           "(hidden_size in vision_config.json) but the policy's hidden size is %lld",
+                           path, (long long)x->vision->cfg.out_hidden, (long long)x->policy->cfg.hidden);
+    }
     if (rl_bundle_has(b, "rlfr.json")) {
         if (!rl_bundle_file(b, "rlfr.json", file, sizeof file)) return rl_fail(err, "%s: path too long", path);
         json_error_t je;
@@ -177,7 +189,7 @@ static int l_load(lua_State *L) {
         return rlfr_raise(L, &err);
     }
     /* Wrap everything in objects before touching Lua, so a failure leaks nothing. */
-    rl_object *pol = rl_qwen2_object(x.policy), *tok = NULL, *flow = NULL;
+    rl_object *pol = rl_qwen2_object(x.policy), *tok = NULL, *flow = NULL, *vis = NULL;
     if (pol) x.policy = NULL;
     tok_source *src = NULL;
     if (x.tok) {
@@ -201,17 +213,24 @@ static int l_load(lua_State *L) {
         flow_lost = flow == NULL;
         x.flow = NULL;
     }
-    if (!pol || (x.tok && !tok) || flow_lost) {
+    int vis_lost = 0;
+    if (x.vision) {
+        vis = rl_vit_object(x.vision); /* frees the encoder when it fails */
+        vis_lost = vis == NULL;
+        x.vision = NULL;
+    }
+    if (!pol || (x.tok && !tok) || flow_lost || vis_lost) {
         if (pol) rl_object_release(pol);
         if (tok) rl_object_release(tok);
         if (flow) rl_object_release(flow);
+        if (vis) rl_object_release(vis);
         loaded_free(&x);
         return rlfr_raisef(L, "%s: out of memory", path);
     }
     json_t *meta = x.meta;
     x.meta = NULL;
     loaded_free(&x);
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushstring(L, path);
     lua_setfield(L, -2, "dir");
     push_new_object(L, pol);
@@ -223,6 +242,10 @@ static int l_load(lua_State *L) {
     if (flow) {
         push_new_object(L, flow);
         lua_setfield(L, -2, "flow");
+    }
+    if (vis) {
+        push_new_object(L, vis);
+        lua_setfield(L, -2, "vision");
     }
     if (meta) rlfr_push_json(L, meta);
     else lua_newtable(L);
@@ -448,24 +471,42 @@ static int m_flow_config(lua_State *L) {
     return 1;
 }
 
+static int m_vit_config(lua_State *L) {
+    const rl_vit_config *c = &rl_vit_from_object(rlfr_check_object(L, 1, "vit"))->cfg;
+    lua_createtable(L, 0, 10);
+    set_int(L, "patch", c->patch);
+    set_int(L, "channels", c->channels);
+    set_int(L, "width", c->width);
+    set_int(L, "depth", c->depth);
+    set_int(L, "heads", c->heads);
+    set_int(L, "mlp", c->mlp);
+    set_int(L, "out_hidden", c->out_hidden);
+    set_int(L, "merge", c->merge);
+    set_num(L, "eps", c->eps);
+    set_num(L, "rope_theta", c->rope_theta);
+    return 1;
+}
+
 static const luaL_Reg policy_methods[] = {
     {"config", m_policy_config}, {"num_params", m_num_params}, {"digest", m_digest}, {NULL, NULL}};
 static const luaL_Reg flow_methods[] = {
     {"config", m_flow_config}, {"num_params", m_num_params}, {"digest", m_digest}, {NULL, NULL}};
+static const luaL_Reg vit_methods[] = {
+    {"config", m_vit_config}, {"num_params", m_num_params}, {"digest", m_digest}, {NULL, NULL}};
 
-/* __index for every rlfr object: qwen2 / flow methods (upvalues 1, 2), then
- * the previous __index (upvalue 3), as the tokenizer module chains its own. */
+/* __index for every rlfr object: qwen2 / flow / vit methods (upvalues 1-3),
+ * then the previous __index (upvalue 4), as the tokenizer module chains its own. */
 static int object_index(lua_State *L) {
     rl_object *o = rlfr_to_object(L, 1);
     int up = 0;
     if (o && o->type && lua_type(L, 2) == LUA_TSTRING)
-        up = strcmp(o->type, "qwen2") == 0 ? 1 : strcmp(o->type, "flow") == 0 ? 2 : 0;
+        up = strcmp(o->type, "qwen2") == 0 ? 1 : strcmp(o->type, "flow") == 0 ? 2 : strcmp(o->type, "vit") == 0 ? 3 : 0;
     if (up) {
         lua_pushvalue(L, 2);
         if (lua_rawget(L, lua_upvalueindex(up)) != LUA_TNIL) return 1;
         lua_pop(L, 1);
     }
-    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_pushvalue(L, lua_upvalueindex(4));
     if (lua_isnil(L, -1)) return 1;
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
@@ -480,8 +521,9 @@ static void install_methods(lua_State *L) {
         lua_pop(L, 1);
         luaL_newlib(L, policy_methods);
         luaL_newlib(L, flow_methods);
-        lua_getfield(L, -3, "__index");
-        lua_pushcclosure(L, object_index, 3);
+        luaL_newlib(L, vit_methods);
+        lua_getfield(L, -4, "__index");
+        lua_pushcclosure(L, object_index, 4);
         lua_setfield(L, -2, "__index");
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "__rlfr_model_methods");

@@ -1,4 +1,5 @@
-/* Writing model bundles from Lua: rlfr.save_bundle{...}, rlfr.save_flow and
+/* Writing model bundles from Lua: rlfr.save_bundle{...} (policy, tokenizer,
+ * flow, vision encoder, rlfr.json), rlfr.save_flow and
  * rlfr.pack (see lua_models.c for the module).
  *
  * A bundle is written whole into DIR.tmp and then put in place of DIR in one
@@ -24,6 +25,7 @@
 #include "luax.h"
 #include "qwen2.h"
 #include "tokenizer.h"
+#include "vit.h"
 
 static void fsync_dir(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY);
@@ -94,6 +96,7 @@ typedef struct save_job {
     size_t tok_len;
     char *tok_owned;
     rl_flow *flow;
+    rl_vit *vision;       /* vision.safetensors + vision_config.json */
     char *meta;           /* serialised rlfr.json */
 } save_job;
 
@@ -118,6 +121,7 @@ static int write_bundle(const save_job *j, rl_error *err) {
         rc = join(file, sizeof file, tmp, "tokenizer.json", err) ||
              rl_write_file_atomic(file, j->tok_json, j->tok_len, err);
     if (!rc && j->flow) rc = rl_flow_save(j->flow, tmp, err);
+    if (!rc && j->vision) rc = rl_vit_save(j->vision, tmp, err);
     if (!rc) rc = join(file, sizeof file, tmp, "rlfr.json", err) || rl_write_file_atomic(file, j->meta, strlen(j->meta), err);
     if (!rc) fsync_dir(tmp);
     if (!rc) rc = publish(tmp, j->dir, err);
@@ -149,7 +153,7 @@ static rl_object *field_object(lua_State *L, const char *key, const char *type) 
 }
 
 int rlfr_models_save_bundle(lua_State *L) {
-    static const char *const known[] = {"dir", "policy", "tokenizer", "flow", "meta", "dtype", NULL};
+    static const char *const known[] = {"dir", "policy", "tokenizer", "flow", "vision", "meta", "dtype", NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_pushnil(L);
     while (lua_next(L, 1)) {
@@ -157,7 +161,7 @@ int rlfr_models_save_bundle(lua_State *L) {
         const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
         int ok = 0;
         for (int i = 0; known[i]; i++) ok |= strcmp(k, known[i]) == 0;
-        if (!ok) return rlfr_raisef(L, "save_bundle: unknown option '%s' (known: dir, policy, tokenizer, flow, meta, dtype)", k);
+        if (!ok) return rlfr_raisef(L, "save_bundle: unknown option '%s' (known: dir, policy, tokenizer, flow, vision, meta, dtype)", k);
     }
     save_job j = {0};
     lua_getfield(L, 1, "dir");
@@ -175,6 +179,8 @@ int rlfr_models_save_bundle(lua_State *L) {
     rl_object *tok = field_object(L, "tokenizer", "tokenizer");
     rl_object *flow = field_object(L, "flow", "flow");
     j.flow = flow ? rl_flow_from_object(flow) : NULL;
+    rl_object *vis = field_object(L, "vision", "vit");
+    j.vision = vis ? rl_vit_from_object(vis) : NULL;
     lua_getfield(L, 1, "dtype");
     const char *dt = lua_isnil(L, -1) ? "f32" : lua_tostring(L, -1);
     lua_pop(L, 1);
@@ -186,6 +192,10 @@ int rlfr_models_save_bundle(lua_State *L) {
         rl_fail_prefix(&err, "save_bundle %s: ", j.dir);
         return rlfr_raise(L, &err);
     }
+    if (j.vision && j.vision->cfg.out_hidden != j.policy->cfg.hidden)
+        return rlfr_raisef(L, "save_bundle %s: vision.safetensors: the vision encoder outputs embeddings of size %lld "
+                           "but the policy's hidden size is %lld", j.dir, (long long)j.vision->cfg.out_hidden,
+                           (long long)j.policy->cfg.hidden);
     /* From here on heap memory is held: no raising until it is freed. */
     char msg[RL_ERROR_MSG] = "";
     json_t *meta;

@@ -16,6 +16,7 @@
 local rlfr = require "rlfr"
 local dir = rlfr.args.script:match("^(.*)[/\\]") or "."
 local ev = dofile(dir .. "/lib/eval_text.lua")
+local S = dofile(dir .. "/lib/sft.lua")
 local fmt = string.format
 
 local cfg = rlfr.config {
@@ -57,21 +58,7 @@ local function task_opts(extra)
   return o
 end
 
--- Rows of a u8 [R, L] graph output as Lua strings (up to each row's NUL).
-local function rows_of(t)
-  local R, L = t.shape[1], t.shape[2]
-  local rows = {}
-  for r = 0, R - 1 do
-    local bytes = {}
-    for c = 1, L do
-      local b = t[r * L + c]
-      if b == 0 then break end
-      bytes[#bytes + 1] = b
-    end
-    rows[#rows + 1] = string.char(table.unpack(bytes))
-  end
-  return rows
-end
+local rows_of = S.rows_of
 
 -- 1. Tokenizer: deterministic from (task, seed), so a resumed run rebuilds
 -- the same one.
@@ -135,10 +122,7 @@ print(fmt("accuracy_greedy=%.4f", greedy.accuracy))
 print(fmt("accuracy_sampled=%.4f", sampled.accuracy))
 print(fmt("loss first=%.4f last=%.4f", run.first["ce.loss"], run.last["ce.loss"]))
 
-local sets = {}
-for _, s in ipairs(rlfr.args.set or {}) do sets[#sets + 1] = "--set " .. s end
-local command = fmt("rlfr run graphs/sft_text.lua --seed %d --threads %d%s", seed, rlfr.args.threads,
-                    #sets > 0 and (" " .. table.concat(sets, " ")) or "")
+local command = S.command("graphs/sft_text.lua")
 rlfr.save_bundle {
   dir = save, policy = policy, tokenizer = tok, dtype = "f32",
   meta = {

@@ -254,9 +254,12 @@ local function make_train(cfg, m, eos, seed, io)
   g:phase("rollout", function()
     local p
     d, p = io.prompts(g)
-    s = node("sampler", { name = "sampler", net = m.policy, group = G, max_new = cfg.max_new,
-                          temperature = cfg.temperature, stop = { eos }, seed = seed },
-             { prompt = p.tokens, prompt_len = p.lengths, prompt_id = d.index })
+    local so = { name = "sampler", net = m.policy, group = G, max_new = cfg.max_new,
+                 temperature = cfg.temperature, stop = { eos }, seed = seed }
+    s = node("sampler", so, { prompt = p.tokens, prompt_len = p.lengths, prompt_id = d.index })
+    -- Suppressed tokens renormalise the sampling distribution: its log-probs
+    -- are then no longer the policy's own (see the score phase).
+    refs.sampler_exact = so.suppress == nil or #so.suppress == 0
     -- The verifier must see the response only. The sampler's rows hold the
     -- prompt too; when it exports where each row's response starts we use
     -- that, else the whole row is decoded: the system prompt's empty
@@ -292,8 +295,9 @@ local function make_train(cfg, m, eos, seed, io)
       old_lp = fz.logprobs
     else
       -- At temperature 1 the sampler's log-probs are the policy's own
-      -- (no extra forward); any other temperature needs a frozen forward.
-      if cfg.temperature == 1.0 then
+      -- (no extra forward); any other temperature, or suppressed tokens,
+      -- need a frozen forward.
+      if cfg.temperature == 1.0 and refs.sampler_exact then
         old_lp = s.logprobs
       else
         old_lp = node("policy", pol_opts { name = "old", net = m.policy }, pol_in()).logprobs

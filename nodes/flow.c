@@ -25,6 +25,14 @@
  * every input is NO_GRAD, so nothing reaches the policy. Noise comes from the
  * counter RNG keyed by (run seed, node seed, step, repeat): reproducible, and
  * independent of thread count and chunking.
+ * Optional input weight [B] (from flow_weights): rows of responses whose
+ * weight is exactly 0 are not computed at all, forward or backward (their
+ * tokens get token_loss = score = score_mask = 0, and `loss` averages over the
+ * computed rows only). Under pure rejection sampling the online update gives
+ * rejected rollouts weight 0, so their rows would be computed for nothing.
+ * The noise of a row is drawn at its position in the full row set (counter
+ * RNG offsets), so the computed rows see exactly the noise they would see
+ * without skipping.
  * Rows run through the network in chunks of at most `chunk`; when all rows
  * fit in one chunk the activations are kept for backward, otherwise backward
  * recomputes each chunk's forward (bounded memory for long sequences). */
@@ -36,7 +44,7 @@
 #include "node.h"
 #include "rng.h"
 
-enum { IN_TARGET, IN_COND, IN_TAU, IN_INDEX, IN_MASK, N_IN };
+enum { IN_TARGET, IN_COND, IN_TAU, IN_INDEX, IN_MASK, IN_WEIGHT, N_IN };
 enum { OUT_LOSS, OUT_SCORE, OUT_TOKEN_LOSS, OUT_SCORE_MASK, N_OUT };
 
 #define FW_MAX_GROUPS 256
@@ -49,6 +57,8 @@ static const rl_port_spec fw_inputs[] = {
     {"index", RL_I32, 2, RL_PORT_NO_GRAD, 0, "[M, 3]: (b, k, group) of each row"},
     {"mask", RL_F32, 2, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD | RL_PORT_OPTIONAL, 0,
      "[B, T]: shape of score / token_loss (required in score mode)"},
+    {"weight", RL_F32, 1, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD | RL_PORT_OPTIONAL, 0,
+     "[B]: response weights (flow_weights); rows of responses with weight exactly 0 are skipped (needs 'mask')"},
 };
 static const rl_port_spec fw_outputs[] = {
     {"loss", RL_F32, 1, 0, 0, "[1]: flow-matching loss (mean over layers/modes, tokens, repeats)"},
@@ -68,7 +78,7 @@ static const rl_option_spec fw_options[] = {
     {"depth", RL_VAL_INT, "0", "expected flow depth (0: any); a mismatching checkpoint is an error", NULL},
 };
 
-enum { WS_XT, WS_U, WS_C, WS_T, WS_TAU, WS_LROW, WS_V, WS_ACTS, WS_TOKCNT, WS_DV, WS_SCR, WS_COEF, N_WS };
+enum { WS_XT, WS_U, WS_C, WS_T, WS_TAU, WS_LROW, WS_V, WS_ACTS, WS_TOKCNT, WS_DV, WS_SCR, WS_COEF, WS_ROWS, N_WS };
 
 typedef struct fw_state {
     rl_flow *net;
@@ -77,7 +87,9 @@ typedef struct fw_state {
     float ts[FW_MAX_T];
     int64_t rep, chunk_max, seed;
     int ws[N_WS];
-    /* Run-time values from forward, for backward. */
+    /* Run-time values from forward, for backward. M counts the computed
+       latent rows (all of them without 'weight'); WS_ROWS maps each to its
+       input row. */
     int64_t M, R, B, T, G, chunk;
     int kept;
     int64_t gcnt[FW_MAX_GROUPS];
@@ -138,6 +150,10 @@ static int fw_infer(rl_node *n, rl_error *err) {
                             rl_shape_str(&n->in[IN_COND].shape, b, sizeof b), (long long)n->in[IN_TAU].shape.dim[0],
                             rl_shape_str(&n->in[IN_INDEX].shape, c3, sizeof c3));
     if (!s->train && !n->src[IN_MASK]) return rl_node_fail(n, err, "score mode needs the 'mask' input ([B, T])");
+    if (n->src[IN_WEIGHT] && (!n->src[IN_MASK] || n->in[IN_WEIGHT].shape.dim[0] != n->in[IN_MASK].shape.dim[0]))
+        return rl_node_fail(n, err, "input 'weight' %s needs the 'mask' input and one weight per mask row (mask %s)",
+                            rl_shape_str(&n->in[IN_WEIGHT].shape, a, sizeof a),
+                            n->src[IN_MASK] ? rl_shape_str(&n->in[IN_MASK].shape, b, sizeof b) : "not connected");
     int64_t M = tg->dim[0], d = c->dim;
     if (M < 0 || M > ((int64_t)1 << 30) || M * s->rep > ((int64_t)1 << 31))
         return rl_node_fail(n, err, "too many rows (%lld latents x %lld)", (long long)M, (long long)s->rep);
@@ -160,7 +176,8 @@ static int fw_infer(rl_node *n, rl_error *err) {
         req(n, s, WS_TAU, RL_WS_SAVED, (size_t)R, err) || req(n, s, WS_LROW, RL_WS_SCRATCH_FWD, (size_t)R, err) ||
         req(n, s, WS_V, RL_WS_SAVED, cd, err) || req(n, s, WS_ACTS, RL_WS_SAVED, acts, err) ||
         req(n, s, WS_TOKCNT, RL_WS_SAVED, bt, err) || req(n, s, WS_DV, RL_WS_SCRATCH_BWD, cd, err) ||
-        req(n, s, WS_SCR, RL_WS_SCRATCH_BWD, scr, err) || req(n, s, WS_COEF, RL_WS_SCRATCH_BWD, (size_t)R, err))
+        req(n, s, WS_SCR, RL_WS_SCRATCH_BWD, scr, err) || req(n, s, WS_COEF, RL_WS_SCRATCH_BWD, (size_t)R, err) ||
+        req(n, s, WS_ROWS, RL_WS_SAVED, (size_t)M, err)) /* int32 per row: float-sized */
         return -1;
     return 0;
 }
@@ -180,27 +197,34 @@ static void run_chunk(rl_node *n, const fw_state *s, int64_t a, int64_t rows) {
 
 static int fw_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     fw_state *s = n->state;
-    const int64_t d = s->net->cfg.dim, M = n->in[IN_TARGET].shape.dim[0], rep = s->rep, R = M * rep;
+    const int64_t d = s->net->cfg.dim, Min = n->in[IN_TARGET].shape.dim[0], rep = s->rep;
     const float *x1 = rl_f32(&n->in[IN_TARGET]), *cin = rl_f32(&n->in[IN_COND]), *tin = rl_f32(&n->in[IN_TAU]);
     const int32_t *ix = rl_i32(&n->in[IN_INDEX]);
-    if (n->in[IN_COND].shape.dim[0] != M || n->in[IN_TAU].shape.dim[0] != M || n->in[IN_INDEX].shape.dim[0] != M)
+    if (n->in[IN_COND].shape.dim[0] != Min || n->in[IN_TAU].shape.dim[0] != Min ||
+        n->in[IN_INDEX].shape.dim[0] != Min)
         return rl_node_fail(n, err, "inputs have different row counts at run time");
-    s->M = M;
-    s->R = R;
     s->B = n->src[IN_MASK] ? n->in[IN_MASK].shape.dim[0] : 1;
     s->T = n->src[IN_MASK] ? n->in[IN_MASK].shape.dim[1] : 1;
+    const float *wt = n->src[IN_WEIGHT] ? rl_f32(&n->in[IN_WEIGHT]) : NULL;
+    if (wt && n->in[IN_WEIGHT].shape.dim[0] != s->B)
+        return rl_node_fail(n, err, "input 'weight' has %lld entries at run time but the mask has %lld rows",
+                            (long long)n->in[IN_WEIGHT].shape.dim[0], (long long)s->B);
     n->out[OUT_SCORE].shape = rl_shape2(s->B, s->T);
     n->out[OUT_TOKEN_LOSS].shape = rl_shape2(s->B, s->T);
     n->out[OUT_SCORE_MASK].shape = rl_shape2(s->B, s->T);
     n->out[OUT_LOSS].shape = rl_shape1(1);
     float *score = rl_f32(&n->out[OUT_SCORE]), *tl = rl_f32(&n->out[OUT_TOKEN_LOSS]);
     float *tokcnt = wsf(n, s, WS_TOKCNT);
+    int32_t *rows = (int32_t *)wsf(n, s, WS_ROWS);
     int64_t BT = s->B * s->T;
     memset(score, 0, (size_t)BT * sizeof(float));
     memset(tl, 0, (size_t)BT * sizeof(float));
     memset(tokcnt, 0, (size_t)BT * sizeof(float));
     memset(s->gcnt, 0, sizeof s->gcnt);
-    for (int64_t m = 0; m < M; m++) {
+    /* Every input row is validated; only rows of responses with a non-zero
+       weight are computed, and only they count in the group / token means. */
+    int64_t M = 0;
+    for (int64_t m = 0; m < Min; m++) {
         int32_t b = ix[m * 3], k = ix[m * 3 + 1], g = ix[m * 3 + 2];
         if (g < 0 || g >= FW_MAX_GROUPS)
             return rl_node_fail(n, err, "index row %lld: group %d is outside [0, %d)", (long long)m, g, FW_MAX_GROUPS);
@@ -209,35 +233,50 @@ static int fw_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
                                 (long long)m, b, k, (long long)s->B, (long long)s->T);
         if (!(tin[m] > 0.0f && tin[m] <= 1.0f))
             return rl_node_fail(n, err, "input 'tau'[%lld] = %g is outside (0, 1]", (long long)m, (double)tin[m]);
+        if (wt && wt[b] == 0.0f) continue;
+        rows[M++] = (int32_t)m;
         s->gcnt[g]++;
         if (n->src[IN_MASK]) tokcnt[(int64_t)b * s->T + k] += 1.0f;
     }
+    const int64_t R = M * rep;
+    s->M = M;
+    s->R = R;
     float *smask = rl_f32(&n->out[OUT_SCORE_MASK]);
     for (int64_t p = 0; p < BT; p++) smask[p] = tokcnt[p] > 0.0f ? 1.0f : 0.0f;
     s->G = 0;
     for (int g = 0; g < FW_MAX_GROUPS; g++) s->G += s->gcnt[g] > 0;
 
-    /* Noise: element (row, j) of the eps stream; score mode reuses a token's
-       eps for all its timesteps (offset m·d instead of row·d). */
+    /* Noise: element (input row, j) of the eps stream, so a computed row
+       draws the same noise whether or not other rows are skipped. Train mode
+       takes each run of consecutive computed rows in one fill (one fill in
+       all when nothing is skipped); score mode reuses a token's eps for all
+       its timesteps (offset m·d instead of row·d). */
     float *xt = wsf(n, s, WS_XT), *u = wsf(n, s, WS_U), *c = wsf(n, s, WS_C), *t = wsf(n, s, WS_T);
     float *tau = wsf(n, s, WS_TAU), *lrow = wsf(n, s, WS_LROW);
     uint64_t st_eps = stream(s, ctx, 1), st_t = stream(s, ctx, 2);
     if (s->train) {
-        rl_rng_normal_fill(u, (size_t)(R * d), ctx->seed, st_eps, 0);
-        rl_rng_normal_fill(t, (size_t)R, ctx->seed, st_t, 0);
+        for (int64_t i = 0; i < M;) {
+            int64_t e = i + 1;
+            while (e < M && rows[e] == rows[e - 1] + 1) e++;
+            uint64_t r0 = (uint64_t)rows[i] * (uint64_t)rep;
+            size_t nr = (size_t)((e - i) * rep);
+            rl_rng_normal_fill(u + i * rep * d, nr * (size_t)d, ctx->seed, st_eps, r0 * (uint64_t)d);
+            rl_rng_normal_fill(t + i * rep, nr, ctx->seed, st_t, r0);
+            i = e;
+        }
         for (int64_t r = 0; r < R; r++) t[r] = 1.0f / (1.0f + expf(-t[r]));
     } else {
-        for (int64_t m = 0; m < M; m++) {
-            rl_rng_normal_fill(u + m * rep * d, (size_t)d, ctx->seed, st_eps, (uint64_t)(m * d));
+        for (int64_t i = 0; i < M; i++) {
+            rl_rng_normal_fill(u + i * rep * d, (size_t)d, ctx->seed, st_eps, (uint64_t)rows[i] * (uint64_t)d);
             for (int64_t j = 0; j < rep; j++) {
-                if (j) memcpy(u + (m * rep + j) * d, u + m * rep * d, (size_t)d * sizeof(float));
-                t[m * rep + j] = s->ts[j];
+                if (j) memcpy(u + (i * rep + j) * d, u + i * rep * d, (size_t)d * sizeof(float));
+                t[i * rep + j] = s->ts[j];
             }
         }
     }
 #pragma omp parallel for schedule(static) if (R * d > 65536)
     for (int64_t r = 0; r < R; r++) {
-        int64_t m = r / rep;
+        int64_t m = rows[r / rep];
         const float *xr = x1 + m * d;
         float *ur = u + r * d, *xtr = xt + r * d, tr = t[r];
         for (int64_t j = 0; j < d; j++) {
@@ -253,10 +292,10 @@ static int fw_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     s->kept = R <= s->chunk_max;
     const float *v = wsf(n, s, WS_V);
     for (int64_t a = 0; a < R; a += s->chunk) {
-        int64_t rows = R - a < s->chunk ? R - a : s->chunk;
-        run_chunk(n, s, a, rows);
-#pragma omp parallel for schedule(static) if (rows * d > 65536)
-        for (int64_t r = 0; r < rows; r++) {
+        int64_t nrow = R - a < s->chunk ? R - a : s->chunk;
+        run_chunk(n, s, a, nrow);
+#pragma omp parallel for schedule(static) if (nrow * d > 65536)
+        for (int64_t r = 0; r < nrow; r++) {
             const float *vr = v + r * d, *ur = u + (a + r) * d;
             double acc = 0;
             for (int64_t j = 0; j < d; j++) acc += (double)(vr[j] - ur[j]) * (vr[j] - ur[j]);
@@ -264,11 +303,12 @@ static int fw_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
         }
     }
     double loss = 0;
-    for (int64_t m = 0; m < M; m++) {
+    for (int64_t i = 0; i < M; i++) {
+        int64_t m = rows[i];
         int32_t b = ix[m * 3], k = ix[m * 3 + 1], g = ix[m * 3 + 2];
         double lm = 0, sm = 0;
         for (int64_t j = 0; j < rep; j++) {
-            float l = lrow[m * rep + j], tj = t[m * rep + j];
+            float l = lrow[i * rep + j], tj = t[i * rep + j];
             lm += l;
             sm += (double)tj / (1.0 - (double)tj) * l;
         }
@@ -285,6 +325,8 @@ static int fw_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
         return rl_node_fail(n, err, "flow-matching loss is not finite at step %lld", (long long)ctx->step + 1);
     rl_f32(&n->out[OUT_LOSS])[0] = (float)loss;
     rl_metric_set(ctx, n, s->train ? "flow_train_loss" : "flow_score_loss", loss);
+    /* Only with 'weight', so graphs without it log what they always did. */
+    if (wt) rl_metric_set(ctx, n, "flow_rows", (double)M);
     return 0;
 }
 
@@ -295,10 +337,11 @@ static int fw_backward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     /* No optimizer owns the set: nobody would read these gradients. */
     if ((!gl && !gtl) || s->R == 0 || !s->net->params->trainable) return 0;
     const int64_t d = s->net->cfg.dim, rep = s->rep;
-    const int32_t *ix = rl_i32(&n->in[IN_INDEX]);
+    const int32_t *ix = rl_i32(&n->in[IN_INDEX]), *rows = (const int32_t *)wsf(n, s, WS_ROWS);
     const float *tokcnt = wsf(n, s, WS_TOKCNT), *u = wsf(n, s, WS_U), *v = wsf(n, s, WS_V);
     float *coef = wsf(n, s, WS_COEF), *dv = wsf(n, s, WS_DV);
-    for (int64_t m = 0; m < s->M; m++) {
+    for (int64_t i = 0; i < s->M; i++) {
+        int64_t m = rows[i];
         int32_t b = ix[m * 3], k = ix[m * 3 + 1], g = ix[m * 3 + 2];
         double cm = 0;
         if (gl) cm += (double)gl[0] / (double)(s->G * s->gcnt[g]);
@@ -306,18 +349,18 @@ static int fw_backward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
             int64_t p = (int64_t)b * s->T + k;
             cm += (double)gtl[p] / (double)tokcnt[p];
         }
-        for (int64_t j = 0; j < rep; j++) coef[m * rep + j] = (float)(cm / (double)rep);
+        for (int64_t j = 0; j < rep; j++) coef[i * rep + j] = (float)(cm / (double)rep);
     }
     for (int64_t a = 0; a < s->R; a += s->chunk) {
-        int64_t rows = s->R - a < s->chunk ? s->R - a : s->chunk;
-        if (!s->kept) run_chunk(n, s, a, rows);
-#pragma omp parallel for schedule(static) if (rows * d > 65536)
-        for (int64_t r = 0; r < rows; r++) {
+        int64_t nrow = s->R - a < s->chunk ? s->R - a : s->chunk;
+        if (!s->kept) run_chunk(n, s, a, nrow);
+#pragma omp parallel for schedule(static) if (nrow * d > 65536)
+        for (int64_t r = 0; r < nrow; r++) {
             const float *vr = v + r * d, *ur = u + (a + r) * d;
             float *g = dv + r * d, kf = 2.0f * coef[a + r] / (float)d;
             for (int64_t j = 0; j < d; j++) g[j] = kf * (vr[j] - ur[j]);
         }
-        rl_flow_backward(s->net, rows, wsf(n, s, WS_XT) + a * d, wsf(n, s, WS_T) + a, wsf(n, s, WS_C) + a * d,
+        rl_flow_backward(s->net, nrow, wsf(n, s, WS_XT) + a * d, wsf(n, s, WS_T) + a, wsf(n, s, WS_C) + a * d,
                          wsf(n, s, WS_TAU) + a, wsf(n, s, WS_ACTS), dv, wsf(n, s, WS_SCR), s->net->params->grad,
                          NULL, NULL);
     }

@@ -1,6 +1,8 @@
 /* flow_loss: the online flow update by rejection sampling (RLFR section
  * "online update"): loss = sum_i w_i * mean_tokens(token_loss_i) / sum_i w_i,
- * w_i = 1 for correct responses (reward >= correct), soft_flow otherwise,
+ * w_i = 1 for correct responses (reward >= correct), soft_flow otherwise
+ * (computed here from 'reward', or given as 'weight' by a flow_weights node,
+ * so that the flow node can skip the rows of zero-weight responses),
  * optionally weighting tokens by an entropy quantile (runtime/rl_math.c).
  * Differentiable w.r.t. token_loss (which the flow node differentiates into
  * its parameters). The forward stores d(loss)/d(token_loss) in a saved
@@ -11,15 +13,18 @@
 #include "node.h"
 #include "rl_math.h"
 
-enum { IN_TL, IN_REWARD, IN_MASK, IN_ENT, N_IN };
+enum { IN_TL, IN_REWARD, IN_MASK, IN_ENT, IN_WEIGHT, N_IN };
 
 static const rl_port_spec fl_inputs[] = {
     {"token_loss", RL_F32, 2, RL_PORT_NOT_IN_BACKWARD, 0, "per-token flow-matching loss f32 [N, T] (differentiable)"},
-    {"reward", RL_F32, 1, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0, "outcome rewards f32 [N]"},
+    {"reward", RL_F32, 1, RL_PORT_OPTIONAL | RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0,
+     "outcome rewards f32 [N] (connect this or 'weight')"},
     {"mask", RL_F32, 2, RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0,
      "f32 [N, T]: tokens that have a token loss (response tokens with a score)"},
     {"entropy", RL_F32, 2, RL_PORT_OPTIONAL | RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0,
      "per-token entropy f32 [N, T] (needed by entropy_quantile)"},
+    {"weight", RL_F32, 1, RL_PORT_OPTIONAL | RL_PORT_NO_GRAD | RL_PORT_NOT_IN_BACKWARD, 0,
+     "response weights f32 [N] from a flow_weights node, instead of 'reward' (option 'correct' then unused)"},
 };
 static const rl_port_spec fl_outputs[] = {
     {"loss", RL_F32, 1, RL_PORT_NOT_IN_BACKWARD, 0, "scalar loss f32 [1] (0 when no response is accepted)"},
@@ -63,9 +68,15 @@ static int fl_check(rl_node *n, rl_error *err) {
     if (!rl_shape_equal(&n->in[IN_MASK].shape, sh) || (n->src[IN_ENT] && !rl_shape_equal(&n->in[IN_ENT].shape, sh)))
         return rl_node_fail(n, err, "inputs 'mask' / 'entropy' must have the shape of 'token_loss' %s (mask is %s)",
                             rl_shape_str(sh, a, sizeof a), rl_shape_str(&n->in[IN_MASK].shape, b, sizeof b));
-    if (n->in[IN_REWARD].shape.dim[0] != sh->dim[0])
-        return rl_node_fail(n, err, "input 'reward' has shape %s but 'token_loss' has shape %s (N must match)",
-                            rl_shape_str(&n->in[IN_REWARD].shape, a, sizeof a), rl_shape_str(sh, b, sizeof b));
+    /* Exactly one source of response weights, so that no graph silently
+       ignores one of them. */
+    if (!n->src[IN_REWARD] == !n->src[IN_WEIGHT])
+        return rl_node_fail(n, err, "connect exactly one of 'reward' and 'weight' (the response weights)");
+    const int wi = n->src[IN_WEIGHT] ? IN_WEIGHT : IN_REWARD;
+    if (n->in[wi].shape.dim[0] != sh->dim[0])
+        return rl_node_fail(n, err, "input '%s' has shape %s but 'token_loss' has shape %s (N must match)",
+                            wi == IN_WEIGHT ? "weight" : "reward", rl_shape_str(&n->in[wi].shape, a, sizeof a),
+                            rl_shape_str(sh, b, sizeof b));
     if (s->group > 0 && sh->dim[0] % s->group != 0)
         return rl_node_fail(n, err, "%lld responses do not form groups of %lld", (long long)sh->dim[0],
                             (long long)s->group);
@@ -93,9 +104,14 @@ static int fl_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     s->N = n->in[IN_TL].shape.dim[0];
     s->T = n->in[IN_TL].shape.dim[1];
     rl_flow_loss_stats st;
-    double loss = rl_flow_loss(rl_f32(&n->in[IN_TL]), rl_f32(&n->in[IN_REWARD]), rl_f32(&n->in[IN_MASK]),
-                               n->src[IN_ENT] ? rl_f32(&n->in[IN_ENT]) : NULL, s->N, s->T, &s->cfg,
-                               n->ws[s->ws_grad].data, n->ws[s->ws_sort].data, &st);
+    const float *ent = n->src[IN_ENT] ? rl_f32(&n->in[IN_ENT]) : NULL;
+    double loss;
+    if (n->src[IN_WEIGHT])
+        loss = rl_flow_loss_weighted(rl_f32(&n->in[IN_TL]), rl_f32(&n->in[IN_WEIGHT]), rl_f32(&n->in[IN_MASK]), ent,
+                                     s->N, s->T, &s->cfg, n->ws[s->ws_grad].data, n->ws[s->ws_sort].data, &st);
+    else
+        loss = rl_flow_loss(rl_f32(&n->in[IN_TL]), rl_f32(&n->in[IN_REWARD]), rl_f32(&n->in[IN_MASK]), ent, s->N,
+                            s->T, &s->cfg, n->ws[s->ws_grad].data, n->ws[s->ws_sort].data, &st);
     if (!isfinite(loss))
         return rl_node_fail(n, err, "flow loss is %s at step %lld", isnan(loss) ? "NaN" : "infinite",
                             (long long)ctx->step + 1);

@@ -355,9 +355,24 @@ double rl_quantile_inplace(float *x, int64_t n, double q) {
     return (double)x[lo] + f * ((double)x[hi] - (double)x[lo]);
 }
 
-double rl_flow_loss(const float *token_loss, const float *reward, const float *mask, const float *entropy,
-                    int64_t N, int64_t T, const rl_flow_loss_cfg *cfg, float *dloss, float *scratch,
-                    rl_flow_loss_stats *stats) {
+float rl_flow_weight(double reward, double correct, double soft_flow) {
+    return reward >= correct ? 1.0f : (float)soft_flow;
+}
+
+int64_t rl_flow_weights(const float *reward, int64_t N, double correct, double soft_flow, float *weight) {
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < N; i++) {
+        weight[i] = rl_flow_weight(reward[i], correct, soft_flow);
+        zeros += weight[i] == 0.0f;
+    }
+    return zeros;
+}
+
+/* Weights come from `weight` when given, else from the rewards: one body, so
+ * the two entry points cannot drift apart. */
+static double flow_loss_impl(const float *token_loss, const float *reward, const float *weight, const float *mask,
+                             const float *entropy, int64_t N, int64_t T, const rl_flow_loss_cfg *cfg, float *dloss,
+                             float *scratch, rl_flow_loss_stats *stats) {
     const int quant = cfg->entropy_quantile > 0 && entropy;
     double num = 0, wsum = 0;
     int64_t n_acc = 0;
@@ -366,7 +381,7 @@ double rl_flow_loss(const float *token_loss, const float *reward, const float *m
     for (int64_t i = 0; i < N; i++) {
         const int64_t o = i * T;
         const float *m = mask + o;
-        double wi = reward[i] >= cfg->correct ? 1.0 : cfg->soft_flow;
+        double wi = weight ? weight[i] : rl_flow_weight(reward[i], cfg->correct, cfg->soft_flow);
         double thr = 0;
         if (quant) {
             int64_t c = 0;
@@ -397,6 +412,18 @@ double rl_flow_loss(const float *token_loss, const float *reward, const float *m
     }
     if (stats) { stats->loss = loss; stats->weight_sum = wsum; stats->n_accepted = n_acc; }
     return loss;
+}
+
+double rl_flow_loss(const float *token_loss, const float *reward, const float *mask, const float *entropy,
+                    int64_t N, int64_t T, const rl_flow_loss_cfg *cfg, float *dloss, float *scratch,
+                    rl_flow_loss_stats *stats) {
+    return flow_loss_impl(token_loss, reward, NULL, mask, entropy, N, T, cfg, dloss, scratch, stats);
+}
+
+double rl_flow_loss_weighted(const float *token_loss, const float *weight, const float *mask, const float *entropy,
+                             int64_t N, int64_t T, const rl_flow_loss_cfg *cfg, float *dloss, float *scratch,
+                             rl_flow_loss_stats *stats) {
+    return flow_loss_impl(token_loss, NULL, weight, mask, entropy, N, T, cfg, dloss, scratch, stats);
 }
 
 /* ---- Group filter ---- */

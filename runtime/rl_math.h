@@ -161,6 +161,22 @@ double rl_flow_loss(const float *token_loss, const float *reward, const float *m
                     int64_t N, int64_t T, const rl_flow_loss_cfg *cfg, float *dloss, float *sort_scratch,
                     rl_flow_loss_stats *stats);
 
+/* The response weight of the online update, w = 1 if reward >= correct else
+ * soft_flow, rounded to f32 because it travels between nodes as an f32
+ * tensor. The one place this rule lives: rl_flow_loss, the flow_weights node
+ * and (through those weights) the flow node's skipping of rejected rows. */
+float rl_flow_weight(double reward, double correct, double soft_flow);
+/* weight[i] = rl_flow_weight(reward[i], correct, soft_flow) for i < N.
+ * Returns how many weights are exactly 0 (rows the flow may skip). */
+int64_t rl_flow_weights(const float *reward, int64_t N, double correct, double soft_flow, float *weight);
+/* rl_flow_loss with the response weights given (weight [N], e.g. from
+ * rl_flow_weights) instead of derived from rewards: cfg->correct is unused,
+ * cfg->soft_flow still weights tokens under the entropy quantile. Bit-identical
+ * to rl_flow_loss when weight = rl_flow_weights(reward, ...). */
+double rl_flow_loss_weighted(const float *token_loss, const float *weight, const float *mask, const float *entropy,
+                             int64_t N, int64_t T, const rl_flow_loss_cfg *cfg, float *dloss, float *sort_scratch,
+                             rl_flow_loss_stats *stats);
+
 /* Linear-interpolation quantile (torch.quantile's default) of x[0..n); sorts x in place. n >= 1. */
 double rl_quantile_inplace(float *x, int64_t n, double q);
 

@@ -67,6 +67,8 @@ local function defaults(method)
       context = { "token_pre" },  -- reference
       lr = 1e-4,                 -- online flow update (reference)
       soft = 0.0,                -- weight of wrong rollouts in the flow update (0: rejection sampling)
+      correct = 1.0,             -- reward >= this counts as correct for the flow update (reference: 1)
+      skip_rejected = true,      -- flow update computes no rows of zero-weight rollouts (false: all, for timing)
     },
     entropy = { alpha = 0.4, kappa = 2.0 }, -- Cheng et al. 2025, GRPO values
     eval = {
@@ -321,10 +323,16 @@ local function make_train(cfg, m, eos, seed, io)
     if io.after_update then io.after_update(g, loss) end
     if method == "rlfr" then
       -- Online flow update on the rollouts' latents, correct ones only
-      -- (rejection sampling), at the reward timesteps.
+      -- (rejection sampling), at the reward timesteps. The response weights
+      -- are computed once; the flow skips the rows of weight-0 rollouts
+      -- (all wrong ones when soft = 0), which contribute nothing to the loss.
+      local fwt = g:flow_weights { name = "flow_weights", soft_flow = cfg.flow.soft, correct = cfg.flow.correct }
+                    (v.reward)
       local ft = g:flow { name = "flow_train", net = m.flow, mode = "score", t = cfg.flow.t }
-                   (lat.target, lat.cond, lat.tau, lat.index, s.mask)
-      local fl = g:flow_loss { name = "flow_loss", soft_flow = cfg.flow.soft, group = G } (ft.token_loss, v.reward, s.mask)
+                   { target = lat.target, cond = lat.cond, tau = lat.tau, index = lat.index, mask = s.mask,
+                     weight = cfg.flow.skip_rejected ~= false and fwt.weight or nil }
+      local fl = g:flow_loss { name = "flow_loss", group = G }
+                   { token_loss = ft.token_loss, weight = fwt.weight, mask = s.mask }
       g:optimizer { name = "flow_opt", params = m.flow, lr = cfg.flow.lr, betas = { 0.9, 0.95 } } (fl)
     end
   end)

@@ -14,6 +14,7 @@
 -- solution is an error). docs/flow.md ("Offline training") describes the options.
 local rlfr = require "rlfr"
 local fmt = string.format
+local F = dofile((rlfr.args.script:match("^(.*)[/\\]") or ".") .. "/lib/flow_train.lua")
 
 local cfg = rlfr.config {
   model = "models/arith-tiny",  -- bundle directory or .tar.zst; "random": micro policy + tokenizer
@@ -45,6 +46,7 @@ local seed = rlfr.args.seed
 local run_dir = rlfr.args.out or "runs/flow_offline"
 
 local function die(...) error(fmt(...), 2) end
+F.die = die
 
 local function dataset_opts(extra)
   local o
@@ -120,29 +122,9 @@ else
   if not m.tokenizer then die("%s: the bundle has no tokenizer.json (needed to teacher-force solutions)", cfg.model) end
 end
 
-local pc = m.policy:config()
--- Tapped block j = round(p*N) (half to even); j = 0 would give tau = 0, which
--- the flow cannot take: say so here rather than deep inside latent_tap.
-for _, p in ipairs(cfg.layers) do
-  local x = p * pc.num_hidden_layers
-  local j = math.floor(x + 0.5)
-  if j - x == 0.5 and j % 2 == 1 then j = j - 1 end
-  if j < 1 then
-    die("layers: fraction %g of a %d-layer policy taps block 0 (tau = 0); use fractions >= %g", p,
-        pc.num_hidden_layers, 1 / pc.num_hidden_layers)
-  end
-end
-local flow
-if cfg.init == "bundle" then
-  flow = m.flow or die("%s: init=bundle but the bundle has no flow.safetensors", cfg.model)
-elseif cfg.init == "new" then
-  flow = rlfr.new_flow { policy = m.policy, width = cfg.width > 0 and cfg.width or pc.hidden_size, depth = cfg.depth,
-                         seed = seed + 1 }
-else
-  die("init = '%s': expected \"new\" or \"bundle\"", cfg.init)
-end
-local contexts = {}
-for c in cfg.context:gmatch("[^,%s]+") do contexts[#contexts + 1] = c end
+F.check_layers(cfg.layers, m.policy:config().num_hidden_layers)
+local flow = F.flow(cfg, m, seed)
+local contexts = F.contexts(cfg.context)
 
 -- ---------------------------------------------------------------- graph
 
@@ -152,66 +134,12 @@ local tp = g:tokenize_pair { name = "pair", tokenizer = m.tokenizer, max_len = c
   (d.prompt, d.solution)
 -- No optimizer owns the policy: it stays frozen (checked below).
 local pol = g:policy { name = "policy", net = m.policy, tap_layers = cfg.layers } (tp.tokens, tp.lengths)
-local lt = g:latent_tap { name = "tap", context = contexts, shift = { cfg.shift } }
-  { hidden = pol.hidden, tau = pol.tau, mask = tp.mask, lengths = tp.lengths }
-local fl = g:flow { name = "flow", net = flow, mode = "train", batch_mul = cfg.batch_mul, seed = seed }
-  { target = lt.target, cond = lt.cond, tau = lt.tau, index = lt.index }
-g:optimizer { name = "adamw", params = flow, lr = cfg.lr, schedule = "cosine", warmup = cfg.warmup,
-              decay_steps = math.max(1, cfg.steps - cfg.warmup), min_lr = cfg.min_lr,
-              weight_decay = cfg.weight_decay } (fl.loss)
+F.add_training(g, cfg, flow, pol, tp, contexts, seed)
 
 local policy_digest = m.policy:digest()
-local run = rlfr.train(g, { steps = cfg.steps, out = run_dir, metrics = { "flow.flow_train_loss", "adamw.lr" } })
+local run = rlfr.train(g, { steps = cfg.steps, out = run_dir, metrics = F.metrics })
 if rlfr.args.mode == "plan" then return end
 if m.policy:digest() ~= policy_digest then die("the policy changed during flow training (it must stay frozen)") end
 
--- ---------------------------------------------------------------- loss curve
-
-local curve = {}
-for line in io.lines(run.metrics_file) do
-  local step = tonumber(line:match('"step":(%d+)'))
-  local loss = tonumber(line:match('"flow%.flow_train_loss":([-%d%.eE+]+)'))
-  if step and loss then curve[#curve + 1] = { step, loss } end
-end
-if #curve == 0 then die("%s: no flow loss recorded", run.metrics_file) end
-local function mean(a, b)
-  local s = 0
-  for i = a, b do s = s + curve[i][2] end
-  return s / (b - a + 1)
-end
-local k = math.max(1, #curve // 10)
-local first, last = mean(1, k), mean(#curve - k + 1, #curve)
-print(fmt("flow loss curve (%d steps, %s):", #curve, run.metrics_file))
-local points = math.max(2, cfg.curve_points)
-local shown = {}
-for i = 0, points - 1 do
-  local j = 1 + math.floor(i * (#curve - 1) / (points - 1) + 0.5)
-  if not shown[j] then
-    shown[j] = true
-    print(fmt("  step %6d  loss %.6f", curve[j][1], curve[j][2]))
-  end
-end
-print(fmt("flow loss: first %d steps %.6f, last %d steps %.6f (ratio %.3f)", k, first, k, last, last / first))
-
--- ---------------------------------------------------------------- save
-
-local out = cfg.bundle_out
-if out == "" then
-  if cfg.model == "random" then out = run_dir .. "/bundle"
-  else out = cfg.model:gsub("%.tar%.zst$", "") end
-end
-local meta = {}
-for key, v in pairs(m.meta or {}) do meta[key] = v end
-meta.flow = {
-  recipe = {
-    graph = "graphs/flow_offline.lua", data = cfg.data, steps = cfg.steps, batch = cfg.batch, lr = cfg.lr,
-    warmup = cfg.warmup, schedule = "cosine", min_lr = cfg.min_lr, weight_decay = cfg.weight_decay,
-    layers = cfg.layers, context = contexts, shift = cfg.shift, batch_mul = cfg.batch_mul,
-    width = flow:config().width, depth = flow:config().depth, max_len = cfg.max_len, init = cfg.init, seed = seed,
-    task = cfg.data == "arith" and cfg.task or nil,
-  },
-  loss_first = first, loss_last = last, seconds = run.seconds,
-}
-rlfr.save_bundle { dir = out, policy = m.policy, tokenizer = m.tokenizer, flow = flow, meta = meta, dtype = cfg.dtype }
-print(fmt("saved %s (flow: width %d, depth %d, %d parameters)", out, flow:config().width, flow:config().depth,
-          flow:num_params()))
+F.finish(cfg, m, flow, run, run_dir, contexts, seed,
+         { graph = "graphs/flow_offline.lua", data = cfg.data, task = cfg.data == "arith" and cfg.task or nil })

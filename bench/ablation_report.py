@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Collects a bench/ablation.sh sweep into one Markdown report (stdout).
 
-Usage: ablation_report.py OUT STEPS EVAL_N PASSK EXTRA
+Usage: ablation_report.py OUT STEPS EVAL_N PASSK EXTRA [JOBS_FILE]
 
-Reads OUT/jobs.txt (NAME METHOD SEED [key=value...] per run) and, per run,
+Reads OUT/jobs.txt, or JOBS_FILE (NAME METHOD SEED [key=value...] per run:
+several sweeps into one OUT are reported together by listing all their runs
+there), and, per run,
 OUT/NAME-sSEED.log (last line accuracy_before=X accuracy_after=Y),
 OUT/NAME-sSEED/metrics.jsonl (one JSON object per step; test_accuracy on
 evaluation steps) and OUT/NAME-sSEED.pass.log (pass@K=X of the final bundle).
@@ -68,7 +70,8 @@ def window_mean(rows, key, lo, hi):
 def main():
     out, steps, eval_n, passk, extra = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
     configs, runs = [], []
-    with open(os.path.join(out, "jobs.txt")) as f:
+    jobs = sys.argv[6] if len(sys.argv) > 6 else os.path.join(out, "jobs.txt")
+    with open(jobs) as f:
         for line in f:
             parts = line.split()
             if not parts:

@@ -7,7 +7,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 rlfr=$build/rlfr
 graphs=("graphs/examples/regression.lua")
-for g in graphs/flow_offline.lua graphs/sft_text.lua graphs/rlvr_text.lua graphs/rlfr_text.lua graphs/entropy_text.lua; do
+for g in graphs/flow_offline.lua graphs/sft_text.lua graphs/rlvr_text.lua graphs/rlfr_text.lua graphs/entropy_text.lua \
+         graphs/flow_vision.lua graphs/sft_vision.lua graphs/rlvr_vision.lua graphs/rlfr_vision.lua; do
   [ -f "$here/$g" ] && graphs+=("$g")
 done
 for g in "${graphs[@]}"; do
@@ -22,7 +23,7 @@ for g in "${graphs[@]}"; do
   l=$(sed -E 's/.*lower_bound_bytes=([0-9]+).*/\1/' <<<"$line")
   name=$(basename "$g" .lua)
   awk -v a="$a" -v n="$n" -v l="$l" -v w="$name" 'BEGIN {
-    printf "%s: arena %d B, naive %d B, lower bound %d B, arena/lower bound %.3f\n", w, a, n, l, (l ? a / l : 1)
-    printf "bench plan_%s rlfr=%d reference=%d unit=bytes ratio=%.3f\n", w, a, n, (a ? n / a : 1)
+    printf "%s: arena %.0f B, naive %.0f B, lower bound %.0f B, arena/lower bound %.3f\n", w, a, n, l, (l ? a / l : 1)
+    printf "bench plan_%s rlfr=%.0f reference=%.0f unit=bytes ratio=%.3f\n", w, a, n, (a ? n / a : 1)
   }'
 done

@@ -67,46 +67,8 @@ rows[#rows + 1] = { fmt("pass@%d (T=%g%s)", cfg.k, cfg.temperature, samples > cf
 print(fmt("accuracy=%.4f sampled (temperature %g, %d per problem)", r.accuracy, cfg.temperature, samples))
 print(fmt("pass@%d=%.4f", cfg.k, pk))
 
--- results.json (rlfr.save_bundle's JSON writer is not exposed; the values
--- here are numbers and plain strings).
-local function json(v, ind)
-  ind = ind or ""
-  local t = type(v)
-  if t == "number" then
-    if math.type(v) == "integer" then return tostring(v) end
-    return fmt("%.6g", v)
-  elseif t == "string" then
-    return '"' .. v:gsub('[%c"\\]', function(c) return fmt("\\u%04x", c:byte()) end) .. '"'
-  elseif t == "boolean" then
-    return tostring(v)
-  elseif t == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys)
-    local parts = {}
-    for _, k in ipairs(keys) do parts[#parts + 1] = ind .. "  " .. json(k) .. ": " .. json(v[k], ind .. "  ") end
-    return "{\n" .. table.concat(parts, ",\n") .. "\n" .. ind .. "}"
-  end
-  return "null"
-end
-os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'")
-local f = assert(io.open(out .. "/results.json", "w"))
-f:write(json(results), "\n")
-f:close()
-
-local md = {
-  fmt("# Evaluation of %s", cfg.model), "",
-  fmt("Data: %s%s, %d problems; seed %d; at most %d new tokens.", cfg.data,
-      is_arith and fmt(" (%s split, %d-%d operations, numbers up to %d)", cfg.split, cfg.task.min_steps,
-                       cfg.task.steps, cfg.task.max_value) or "", e.n, rlfr.args.seed, cfg.max_new), "",
-  "| metric | value | over |", "|---|---|---|",
-}
-for _, row in ipairs(rows) do md[#md + 1] = fmt("| %s | %.4f | %s |", row[1], row[2], row[3]) end
-md[#md + 1] = ""
-local sets = {}
-for i, x in ipairs(rlfr.args.set or {}) do sets[i] = " --set " .. x end
-md[#md + 1] = fmt("Command: `rlfr run graphs/eval.lua --seed %d%s`", rlfr.args.seed, table.concat(sets))
-f = assert(io.open(out .. "/results.md", "w"))
-f:write(table.concat(md, "\n"), "\n")
-f:close()
-print("results: " .. out .. "/results.md")
+ev.write_results(out, {
+  model = cfg.model, n = e.n, max_new = cfg.max_new, rows = rows, results = results, script = "graphs/eval.lua",
+  data = cfg.data .. (is_arith and fmt(" (%s split, %d-%d operations, numbers up to %d)", cfg.split,
+                                       cfg.task.min_steps, cfg.task.steps, cfg.task.max_value) or ""),
+})

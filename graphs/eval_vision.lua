@@ -89,27 +89,12 @@ rows[#rows + 1] = { fmt("pass@%d (T=%g%s)", cfg.k, cfg.temperature, samples > cf
 print(fmt("accuracy=%.4f sampled (temperature %g, %d per problem)", r.accuracy, cfg.temperature, samples))
 print(fmt("pass@%d=%.4f", cfg.k, pk))
 
-os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'")
-local f = assert(io.open(out .. "/results.json", "w"))
-f:write(rlfr.json_encode(results, 2), "\n")
-f:close()
-
 local desc = cfg.data == "shapes"
   and fmt(" (%s split, %s-%s shapes, %s kinds, %sx%s)", cfg.split, tostring(task.min_shapes or 2),
           tostring(task.max_shapes or 6), tostring(task.kinds or 4), tostring(task.width or 112),
           tostring(task.height or 112))
   or (" " .. cfg.path)
-local md = {
-  fmt("# Evaluation of %s", cfg.model), "",
-  fmt("Data: %s%s, %d problems; seed %d; at most %d new tokens.", cfg.data, desc, e.n, rlfr.args.seed, cfg.max_new), "",
-  "| metric | value | over |", "|---|---|---|",
-}
-for _, row in ipairs(rows) do md[#md + 1] = fmt("| %s | %.4f | %s |", row[1], row[2], row[3]) end
-md[#md + 1] = ""
-local sets = {}
-for i, x in ipairs(rlfr.args.set or {}) do sets[i] = " --set " .. x end
-md[#md + 1] = fmt("Command: `rlfr run graphs/eval_vision.lua --seed %d%s`", rlfr.args.seed, table.concat(sets))
-f = assert(io.open(out .. "/results.md", "w"))
-f:write(table.concat(md, "\n"), "\n")
-f:close()
-print("results: " .. out .. "/results.md")
+ev.write_results(out, {
+  model = cfg.model, data = cfg.data .. desc, n = e.n, max_new = cfg.max_new, rows = rows, results = results,
+  script = "graphs/eval_vision.lua",
+})

@@ -8,6 +8,7 @@
 --   local r = e:run { samples = 8, temperature = 1 }  -- 8 samples per problem
 --   -- r.correct[i] = how many samples of problem i were correct; r.n, r.samples
 --   ev.pass_at_k(n, c, k)                              -- unbiased pass@k estimator
+--   ev.write_results(out, { ... })                     -- OUT/results.json + OUT/results.md
 --
 -- The graph is built once per model: dataset (problems 0..n-1 in source
 -- order) -> tokenize (the chat template the policy was trained with) ->
@@ -129,6 +130,34 @@ function M.mean_pass_at_k(r, k)
   local s = 0.0
   for i = 1, r.n do s = s + M.pass_at_k(r.samples, r.correct[i], k) end
   return s / r.n
+end
+
+-- OUT/results.json (the `results` table) and OUT/results.md: a title, the
+-- data line, the metric table (rows of { metric, value, over }) and the
+-- command that reproduces it. o = { model, data (text after "Data: "), n,
+-- max_new, rows, results, script }. Shared by graphs/eval.lua and
+-- graphs/eval_vision.lua.
+function M.write_results(out, o)
+  local core = require "rlfr.core"
+  local ok, err = core.mkdir_p(out)
+  if not ok then error(err, 0) end
+  local f = assert(io.open(out .. "/results.json", "w"))
+  f:write(rlfr.json_encode(o.results, 2), "\n")
+  f:close()
+  local md = {
+    fmt("# Evaluation of %s", o.model), "",
+    fmt("Data: %s, %d problems; seed %d; at most %d new tokens.", o.data, o.n, rlfr.args.seed, o.max_new), "",
+    "| metric | value | over |", "|---|---|---|",
+  }
+  for _, row in ipairs(o.rows) do md[#md + 1] = fmt("| %s | %.4f | %s |", row[1], row[2], row[3]) end
+  md[#md + 1] = ""
+  local sets = {}
+  for i, x in ipairs(rlfr.args.set or {}) do sets[i] = " --set " .. x end
+  md[#md + 1] = fmt("Command: `rlfr run %s --seed %d%s`", o.script, rlfr.args.seed, table.concat(sets))
+  f = assert(io.open(out .. "/results.md", "w"))
+  f:write(table.concat(md, "\n"), "\n")
+  f:close()
+  print("results: " .. out .. "/results.md")
 end
 
 return M

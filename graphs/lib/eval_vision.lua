@@ -27,7 +27,7 @@
 local rlfr = require "rlfr"
 local dir = rlfr.args.script:match("^(.*)[/\\]") or "."
 local text = dofile(dir .. "/lib/eval_text.lua")
-local M = { pass_at_k = text.pass_at_k, mean_pass_at_k = text.mean_pass_at_k }
+local M = { pass_at_k = text.pass_at_k, mean_pass_at_k = text.mean_pass_at_k, write_results = text.write_results }
 local fmt = string.format
 
 -- The shapes task's knobs the image_dataset node takes.

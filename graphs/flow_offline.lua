@@ -61,22 +61,7 @@ local function dataset_opts(extra)
 end
 
 -- Rows of a u8 [R, L] graph output as strings (each up to its NUL).
-local function rows_of(t)
-  local R, L = t.shape[1], t.shape[2]
-  local out = {}
-  for r = 0, R - 1 do
-    local parts, bytes = {}, {}
-    for c = 1, L do
-      local b = t[r * L + c]
-      if b == 0 then break end
-      bytes[#bytes + 1] = b
-      if #bytes == 4096 then parts[#parts + 1] = string.char(table.unpack(bytes)); bytes = {} end
-    end
-    parts[#parts + 1] = string.char(table.unpack(bytes))
-    out[#out + 1] = table.concat(parts)
-  end
-  return out
-end
+local rows_of = dofile((rlfr.args.script:match("^(.*)[/\\]") or ".") .. "/lib/sft.lua").rows_of
 
 -- A micro Qwen2 policy and a BPE tokenizer trained on the task's texts, so
 -- the graph runs before (or without) a trained bundle.

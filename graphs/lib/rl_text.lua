@@ -101,22 +101,9 @@ local function task_opts(cfg, extra)
 end
 
 -- Rows of a u8 [R, L] graph output as Lua strings (up to each row's NUL).
-local function rows_of(t)
-  local R, L = t.shape[1], t.shape[2]
-  local out = {}
-  for r = 0, R - 1 do
-    local bytes = {}
-    for c = 1, L do
-      local b = t[r * L + c]
-      if b == 0 then break end
-      bytes[#bytes + 1] = b
-    end
-    local parts = {}
-    for i = 1, #bytes, 4096 do parts[#parts + 1] = string.char(table.unpack(bytes, i, math.min(#bytes, i + 4095))) end
-    out[#out + 1] = table.concat(parts)
-  end
-  return out
-end
+-- (lib/sft.lua beside this file, wherever the calling script lives.)
+local here = debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or "."
+local rows_of = dofile(here .. "/sft.lua").rows_of
 
 local function has_output(tname, port)
   local info = rlfr.node_info(tname)
@@ -133,6 +120,19 @@ local function need(fn, what)
 end
 
 -- ---------------------------------------------------------------- models
+
+-- Runs a micro-SFT graph (its ce_loss node named "ce") for `steps` steps and
+-- prints how the loss moved: the warm-up of the model = "random" modes.
+local function run_micro_sft(sg, steps)
+  local first, last
+  for i = 1, steps do
+    sg:run(nil, i - 1)
+    local l = sg:metrics()["ce.loss"]
+    first = first or l
+    last = l
+  end
+  print(fmt("micro SFT: %d steps, loss %.3f -> %.3f", steps, first, last))
+end
 
 -- A micro policy + tokenizer + flow for tests and for trying the graph
 -- before a trained bundle exists.
@@ -169,14 +169,7 @@ local function random_model(cfg, out, seed)
     local fw = sg:policy { name = "policy", net = policy } (tp.tokens, tp.lengths)
     local ce = sg:ce_loss { name = "ce" } (fw.logprobs, tp.mask)
     sg:optimizer { name = "opt", params = policy, lr = mc.sft_lr, betas = { 0.9, 0.95 }, clip = 1.0 } (ce)
-    local first, last
-    for i = 1, mc.sft_steps do
-      sg:run(nil, i - 1)
-      local l = sg:metrics()["ce.loss"]
-      first = first or l
-      last = l
-    end
-    print(fmt("micro SFT: %d steps, loss %.3f -> %.3f", mc.sft_steps, first, last))
+    run_micro_sft(sg, mc.sft_steps)
   end
   return { policy = policy, tokenizer = tok, flow = flow, dir = "random", meta = {} }
 end
@@ -382,6 +375,7 @@ end
 M.defaults, M.random_model, M.load_model, M.make_eval, M.make_train, M.time_phases, M.die =
   defaults, random_model, load_model, make_eval, make_train, time_phases_, die
 M.rows_of, M.has_output, M.need, M.train, M.text_io, M.METHODS = rows_of, has_output, need, train, text_io, METHODS
+M.run_micro_sft = run_micro_sft
 
 -- ---------------------------------------------------------------- main
 

@@ -127,14 +127,7 @@ local function random_model(cfg, out, seed)
                          { tokens = tp.tokens, lengths = tp.lengths, image_embeds = enc.embeds }
     local ce = sg:ce_loss { name = "ce" } (fw.logprobs, tp.mask)
     sg:optimizer { name = "opt", params = policy, lr = mc.sft_lr, betas = { 0.9, 0.95 }, clip = 1.0 } (ce)
-    local first, last
-    for i = 1, mc.sft_steps do
-      sg:run(nil, i - 1)
-      local l = sg:metrics()["ce.loss"]
-      first = first or l
-      last = l
-    end
-    print(fmt("micro SFT: %d steps, loss %.3f -> %.3f", mc.sft_steps, first, last))
+    T.run_micro_sft(sg, mc.sft_steps)
   end
   return { policy = policy, tokenizer = tok, flow = flow, vision = vit, dir = "random",
            meta = { data = task_record(cfg, vc) } }

@@ -1,4 +1,5 @@
--- Pieces shared by the SFT recipes graphs/sft_text.lua and graphs/sft_vision.lua.
+-- Pieces shared by the SFT recipes graphs/sft_text.lua and graphs/sft_vision.lua
+-- (rows_of also by the RL and offline-flow graphs).
 --   local S = dofile(dir .. "/lib/sft.lua")
 --   S.rows_of(t)         -- rows of a u8 [R, L] graph output as Lua strings (each up to its NUL)
 --   S.command(script)    -- "rlfr run SCRIPT --seed S --threads N [--set ...]": this run's command
@@ -16,7 +17,10 @@ function M.rows_of(t)
       if b == 0 then break end
       bytes[#bytes + 1] = b
     end
-    rows[#rows + 1] = string.char(table.unpack(bytes))
+    -- string.char takes its bytes as arguments: long rows go in pieces.
+    local parts = {}
+    for i = 1, #bytes, 4096 do parts[#parts + 1] = string.char(table.unpack(bytes, i, math.min(#bytes, i + 4095))) end
+    rows[#rows + 1] = table.concat(parts)
   end
   return rows
 end

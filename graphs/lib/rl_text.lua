@@ -105,14 +105,6 @@ end
 local here = debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or "."
 local rows_of = dofile(here .. "/sft.lua").rows_of
 
-local function has_output(tname, port)
-  local info = rlfr.node_info(tname)
-  for _, p in ipairs(info and info.outputs or {}) do
-    if p.name == port then return true end
-  end
-  return false
-end
-
 local function need(fn, what)
   if type(rlfr[fn]) ~= "function" then
     die("rlfr.%s is not available in this build (needed for %s)", fn, what)
@@ -255,18 +247,10 @@ local function make_train(cfg, m, eos, seed, io)
     -- Suppressed tokens renormalise the sampling distribution: its log-probs
     -- are then no longer the policy's own (see the score phase).
     refs.sampler_exact = so.suppress == nil or #so.suppress == 0
-    -- The verifier must see the response only. The sampler's rows hold the
-    -- prompt too; when it exports where each row's response starts we use
-    -- that, else the whole row is decoded: the system prompt's empty
-    -- "\boxed{}" comes before every answer box, so a boxed answer is graded
-    -- as usual, and a response without a box still gets 0 (as an empty
-    -- box, counted as bad_box instead of no_box); only the ">= 5 boxes"
-    -- rule counts one box more.
-    local start
-    if has_output("sampler", "start") then start = s.start
-    elseif has_output("sampler", "prompt_len") then start = s.prompt_len end
+    -- The verifier must see the response only: the sampler's rows hold the
+    -- prompt too, and `start` says where each row's response begins.
     local txt = node("detokenize", { name = "text", tokenizer = m.tokenizer, max_bytes = 8 * cfg.max_new + 2048 },
-                     { tokens = s.tokens, lengths = s.lengths, start = start })
+                     { tokens = s.tokens, lengths = s.lengths, start = s.start })
     v = node("verifier", { name = "verify", group = G, partial = cfg.partial },
              { text = txt, answer = d.answer, finished = s.finished })
     refs.data, refs.prompt, refs.sampler, refs.verify = d, p, s, v
@@ -374,7 +358,7 @@ end
 
 M.defaults, M.random_model, M.load_model, M.make_eval, M.make_train, M.time_phases, M.die =
   defaults, random_model, load_model, make_eval, make_train, time_phases_, die
-M.rows_of, M.has_output, M.need, M.train, M.text_io, M.METHODS = rows_of, has_output, need, train, text_io, METHODS
+M.rows_of, M.need, M.train, M.text_io, M.METHODS = rows_of, need, train, text_io, METHODS
 M.run_micro_sft = run_micro_sft
 
 -- ---------------------------------------------------------------- main

@@ -9,7 +9,7 @@
 --             embeddings repeated for the G rollouts of each image (repeat_each)
 --   verifier  kind "vision": reward.accuracy if the <answer> is right, plus
 --             reward.format if the response is <think>..</think><answer>..</answer>
---             (DESIGN.md section 2); the response start comes from the prompt lengths
+--             (DESIGN.md section 2), on the response alone (the sampler's `start`)
 --   encoder   frozen by default; train_vision = true gives it its own AdamW
 --             (lr vision_lr) on the policy-gradient loss
 -- docs/rl_graphs.md ("The vision graphs") lists the options.
@@ -169,19 +169,12 @@ end
 
 -- The task's side of rl_text's make_train: image prompts, and the image
 -- splice on every sampler and policy node.
-local function has_option(tname, key)
-  for _, o in ipairs(rlfr.node_info(tname).options or {}) do
-    if o.name == key then return true end
-  end
-  return false
-end
-
 local function vision_io(cfg, m, seed)
   local pad = m.tokenizer:token_id("<|image_pad|>")
   local placeholders = { m.tokenizer:token_id("<|vision_start|>"), pad, m.tokenizer:token_id("<|vision_end|>") }
   local vc = m.vision:config()
   local G = cfg.group
-  local d, enc, grouped, plen, trained
+  local d, enc, grouped, trained
   local io = {}
 
   function io.prompts(g)
@@ -192,7 +185,6 @@ local function vision_io(cfg, m, seed)
     -- Rollout b*G+g is sample g of prompt b: it carries image b's
     -- placeholders, so the policies need image b's embeddings G times over.
     grouped = g:node("repeat_each", { name = "vision_group", times = G }) { x = enc.embeds, counts = enc.counts }
-    plen = p.lengths
     return d, p
   end
 
@@ -210,17 +202,11 @@ local function vision_io(cfg, m, seed)
     if kind == "sampler" then
       opts.image_pad_id, inputs.image_embeds = pad, enc.embeds
       -- A generated <|image_pad|> would be spliced by the policies and break
-      -- the count of image rows: a sampler that can suppress tokens never
-      -- draws the image placeholders.
-      if has_option("sampler", "suppress") then opts.suppress = placeholders end
+      -- the count of image rows: the sampler never draws the placeholders.
+      opts.suppress = placeholders
     elseif kind == "policy" then
       opts.image_pad_id = pad
       inputs.image_embeds = (cfg.train_vision and opts.name == "actor") and trained_embeds(g) or grouped
-    elseif kind == "detokenize" and inputs.start == nil then
-      -- The verifier must see the response alone (the prompt holds an empty
-      -- <answer></answer>). A sampler without a `start` output: each
-      -- rollout's response starts at its prompt's length.
-      inputs.start = g:node("repeat_each", { name = "start", times = G }) (plen)
     elseif kind == "verifier" then
       opts.kind, opts.accuracy, opts.format_bonus = "vision", cfg.reward.accuracy, cfg.reward.format
     end

@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "qwen2.h"
 #include "qwen2_decode.h"
+#include "threads.h"
 
 typedef struct dec_ws {
     float *x, *n, *q, *k, *v, *o, *g, *u, *attn, *last;
@@ -154,51 +155,72 @@ static void tile4x4(const float *const xr[4], int nr, const float *W, const uint
     }
 }
 
-static void linear_rows(const float *x, const float *W, const uint16_t *Wh, const float *b, float *y, int64_t M,
-                        int64_t out, int64_t in, float beta, int threads) {
-    const int64_t n_tiles = (out + 3) / 4;
-    /* ~0.5 MFLOP per thread at least: below that a fork/join costs more than it saves */
-    const int par = threads > 1 && M * out * in >= ((int64_t)1 << 18) * threads;
-#pragma omp parallel for num_threads(threads) schedule(static) if (par)
-    for (int64_t t = 0; t < n_tiles; t++) {
+typedef struct lin_args {
+    const float *x, *W, *b;
+    const uint16_t *Wh;
+    float *y;
+    int64_t M, out, in;
+    float beta;
+} lin_args;
+
+/* Output tiles [t0, t1) of y, for every row. */
+static void linear_tiles(void *ctx, int64_t t0, int64_t t1, int slot) {
+    (void)slot;
+    const lin_args *a = ctx;
+    const int64_t M = a->M, out = a->out, in = a->in;
+    for (int64_t t = t0; t < t1; t++) {
         const int64_t j0 = t * 4;
         const int nj = out - j0 < 4 ? (int)(out - j0) : 4;
         for (int64_t r0 = 0; r0 < M; r0 += 4) {
             const int nr = M - r0 < 4 ? (int)(M - r0) : 4;
             const float *xr[4];
-            for (int r = 0; r < 4; r++) xr[r] = x + (r0 + (r < nr ? r : 0)) * in;
+            for (int r = 0; r < 4; r++) xr[r] = a->x + (r0 + (r < nr ? r : 0)) * in;
             float acc[4][4];
-            tile4x4(xr, nr, W, Wh, j0, nj, in, acc);
+            tile4x4(xr, nr, a->W, a->Wh, j0, nj, in, acc);
             for (int r = 0; r < nr; r++)
                 for (int j = 0; j < nj; j++) {
-                    float v = acc[r][j] + (b ? b[j0 + j] : 0.0f);
-                    float *yp = y + (r0 + r) * out + j0 + j;
-                    *yp = beta == 0.0f ? v : *yp + v;
+                    float v = acc[r][j] + (a->b ? a->b[j0 + j] : 0.0f);
+                    float *yp = a->y + (r0 + r) * out + j0 + j;
+                    *yp = a->beta == 0.0f ? v : *yp + v;
                 }
         }
     }
+}
+
+static void linear_rows(const float *x, const float *W, const uint16_t *Wh, const float *b, float *y, int64_t M,
+                        int64_t out, int64_t in, float beta, int threads) {
+    lin_args a = {x, W, b, Wh, y, M, out, in, beta};
+    /* ~0.5 MFLOP per thread at least: below that a fork/join costs more than it saves */
+    const int par = threads > 1 && M * out * in >= ((int64_t)1 << 18) * threads;
+    rl_parallel_for((out + 3) / 4, par ? threads : 1, linear_tiles, &a);
 }
 
 /* Attention of one new token per sequence (a decoding step). The generic
  * kernel runs two GEMMs per head, and a GEMM with one row spends its time
  * packing the keys; here each query row dots the cached keys directly, and
  * the heads of a KV group share one pass over that group's keys and values. */
-static void attn_step(const float *q, const float *kc, const float *vc, float *o, const rl_attn_seq *seqs,
-                      int64_t n_seqs, rl_attn_dims dims, int64_t max_keys, float *scratch, int threads) {
-    const int64_t H = dims.n_heads, Hk = dims.n_kv_heads, hd = dims.head_dim;
+typedef struct step_args {
+    const float *q, *kc, *vc;
+    float *o, *scratch;
+    const rl_attn_seq *seqs;
+    rl_attn_dims dims;
+    int64_t max_keys;
+} step_args;
+
+/* Items [i0, i1) of (sequence, kv head). */
+static void attn_step_items(void *ctx, int64_t i0, int64_t i1, int slot) {
+    const step_args *a = ctx;
+    const int64_t H = a->dims.n_heads, Hk = a->dims.n_kv_heads, hd = a->dims.head_dim;
     const int64_t group = H / Hk, qs = H * hd, ks = Hk * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int64_t items = n_seqs * Hk;
-    const int par = threads > 1 && items * max_keys * hd * group >= ((int64_t)1 << 17) * threads;
-#pragma omp parallel for num_threads(threads) schedule(static) if (par)
-    for (int64_t it = 0; it < items; it++) {
-        const rl_attn_seq *sq = &seqs[it / Hk];
+    float *P = a->scratch + (size_t)slot * (size_t)(2 * a->max_keys);
+    for (int64_t it = i0; it < i1; it++) {
+        const rl_attn_seq *sq = &a->seqs[it / Hk];
         const int64_t g = it % Hk, nk = sq->pos0 + 1;
-        float *P = scratch + (size_t)(par ? omp_get_thread_num() : 0) * (size_t)(2 * max_keys);
-        const float *kg = kc + sq->k_row * ks + g * hd, *vg = vc + sq->k_row * ks + g * hd;
+        const float *kg = a->kc + sq->k_row * ks + g * hd, *vg = a->vc + sq->k_row * ks + g * hd;
         for (int64_t h = g * group; h < (g + 1) * group; h++) {
-            const float *qh = q + sq->q_row * qs + h * hd;
-            float *oh = o + sq->q_row * qs + h * hd;
+            const float *qh = a->q + sq->q_row * qs + h * hd;
+            float *oh = a->o + sq->q_row * qs + h * hd;
             float mx = -INFINITY;
             const int64_t hv = hd & ~(int64_t)(VW - 1);
             for (int64_t j = 0; j < nk; j++) {
@@ -225,6 +247,14 @@ static void attn_step(const float *q, const float *kc, const float *vc, float *o
             }
         }
     }
+}
+
+static void attn_step(const float *q, const float *kc, const float *vc, float *o, const rl_attn_seq *seqs,
+                      int64_t n_seqs, rl_attn_dims dims, int64_t max_keys, float *scratch, int threads) {
+    step_args a = {q, kc, vc, o, scratch, seqs, dims, max_keys};
+    const int64_t items = n_seqs * dims.n_kv_heads, group = dims.n_heads / dims.n_kv_heads;
+    const int par = threads > 1 && items * max_keys * dims.head_dim * group >= ((int64_t)1 << 17) * threads;
+    rl_parallel_for(items, par ? threads : 1, attn_step_items, &a);
 }
 
 static void linear(const rl_qwen2 *m, int bf16, const float *x, size_t w_off, const float *b, float *y, int64_t M,

@@ -4,20 +4,35 @@
 #include <string.h>
 
 #include "qwen2.h"
+#include "threads.h"
 
-void rl_qwen2_rmsnorm(const float *x, const float *w, float *y, float *rstd, int64_t rows, int64_t d,
-                      float eps) {
-#pragma omp parallel for schedule(static) if (rows * d > 65536)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * d;
-        float *yr = y + r * d;
+typedef struct norm_args {
+    const float *x, *w;
+    float *y, *rstd;
+    int64_t d;
+    float eps;
+} norm_args;
+
+static void rmsnorm_rows(void *ctx, int64_t r0, int64_t r1, int slot) {
+    (void)slot;
+    const norm_args *a = ctx;
+    const int64_t d = a->d;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = a->x + r * d;
+        float *yr = a->y + r * d;
         float ss = 0;
 #pragma omp simd reduction(+ : ss)
         for (int64_t i = 0; i < d; i++) ss += xr[i] * xr[i];
-        float rs = 1.0f / sqrtf(ss / (float)d + eps);
-        for (int64_t i = 0; i < d; i++) yr[i] = w[i] * (xr[i] * rs);
-        if (rstd) rstd[r] = rs;
+        float rs = 1.0f / sqrtf(ss / (float)d + a->eps);
+        for (int64_t i = 0; i < d; i++) yr[i] = a->w[i] * (xr[i] * rs);
+        if (a->rstd) a->rstd[r] = rs;
     }
+}
+
+void rl_qwen2_rmsnorm(const float *x, const float *w, float *y, float *rstd, int64_t rows, int64_t d,
+                      float eps) {
+    norm_args a = {x, w, y, rstd, d, eps};
+    rl_parallel_for(rows, rows * d > 65536 ? rl_get_threads() : 1, rmsnorm_rows, &a);
 }
 
 void rl_qwen2_rmsnorm_backward(const float *x, const float *w, const float *rstd, const float *dy, float *dx,

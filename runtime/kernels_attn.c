@@ -14,6 +14,8 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include "threads.h"
+
 static inline float dotf(const float *a, const float *b, int64_t n) {
     float s = 0;
 #pragma omp simd reduction(+ : s)
@@ -53,23 +55,29 @@ static key_segs segs_of(const rl_attn_seq *sq) {
     return (key_segs){{sq->pre_row, sq->k_row}, {npre, sq->pos0 + sq->n_q}, {0, npre}, npre + sq->pos0 + sq->n_q};
 }
 
-void rl_attn_forward(const float *q, const float *k, const float *v, float *o, float *lse,
-                     const rl_attn_seq *seqs, int64_t n_seqs, rl_attn_dims dims, int64_t max_q, int64_t max_keys,
-                     float *scratch, int threads) {
-    const int64_t H = dims.n_heads, Hk = dims.n_kv_heads, hd = dims.head_dim;
+typedef struct fwd_args {
+    const float *q, *k, *v;
+    float *o, *lse, *scratch;
+    const rl_attn_seq *seqs;
+    rl_attn_dims dims;
+    size_t per_thread;
+} fwd_args;
+
+/* Items [i0, i1) of (sequence, head), in scratch block `slot`. */
+static void forward_items(void *ctx, int64_t i0, int64_t i1, int slot) {
+    const fwd_args *a = ctx;
+    const float *q = a->q, *k = a->k, *v = a->v;
+    float *o = a->o, *lse = a->lse;
+    const int64_t H = a->dims.n_heads, Hk = a->dims.n_kv_heads, hd = a->dims.head_dim;
     const int64_t group = H / Hk, qs = H * hd, ks = Hk * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int64_t items = n_seqs * H;
-    const size_t per_thread = 2 * (size_t)max_q * (size_t)max_keys;
-    threads = clamp_threads(threads);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; it++) {
-        const rl_attn_seq *sq = &seqs[it / H];
+    for (int64_t it = i0; it < i1; it++) {
+        const rl_attn_seq *sq = &a->seqs[it / H];
         const int64_t h = it % H, g = h / group, n_q = sq->n_q;
         if (n_q <= 0) continue;
         const key_segs ksg = segs_of(sq);
         const int64_t nk = ksg.total, seen_by_all = ksg.n[0] + sq->pos0; /* prefix + cached keys: seen by every query */
-        float *S = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *S = a->scratch + (size_t)slot * a->per_thread;
         const float *qh = q + sq->q_row * qs + h * hd;
         for (int sg = 0; sg < 2; sg++)
             if (ksg.n[sg] > 0)
@@ -100,6 +108,13 @@ void rl_attn_forward(const float *q, const float *k, const float *v, float *o, f
             beta = 1.0f;
         }
     }
+}
+
+void rl_attn_forward(const float *q, const float *k, const float *v, float *o, float *lse,
+                     const rl_attn_seq *seqs, int64_t n_seqs, rl_attn_dims dims, int64_t max_q, int64_t max_keys,
+                     float *scratch, int threads) {
+    fwd_args a = {q, k, v, o, lse, scratch, seqs, dims, 2 * (size_t)max_q * (size_t)max_keys};
+    rl_parallel_for_dynamic(n_seqs * dims.n_heads, clamp_threads(threads), forward_items, &a);
 }
 
 /* Backward of one sequence for KV head g: zeroes its own dK/dV rows, then
@@ -196,21 +211,33 @@ void rl_rope_table(float *cos_t, float *sin_t, int64_t n_pos, int64_t head_dim, 
     }
 }
 
-void rl_rope_apply(float *x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t *pos,
-                   const float *cos_t, const float *sin_t, int inverse, int threads) {
-    const int64_t half = head_dim / 2, stride = n_heads * head_dim;
-    const float sgn = inverse ? -1.0f : 1.0f;
-    threads = clamp_threads(threads);
-#pragma omp parallel for num_threads(threads) schedule(static) if (rows > 64)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *c = cos_t + (int64_t)pos[r] * half, *s = sin_t + (int64_t)pos[r] * half;
-        for (int64_t h = 0; h < n_heads; h++) {
-            float *xh = x + r * stride + h * head_dim;
+typedef struct rope_args {
+    float *x;
+    int64_t n_heads, head_dim;
+    const int32_t *pos;
+    const float *cos_t, *sin_t;
+    float sgn;
+} rope_args;
+
+static void rope_rows(void *ctx, int64_t r0, int64_t r1, int slot) {
+    (void)slot;
+    const rope_args *a = ctx;
+    const int64_t half = a->head_dim / 2, stride = a->n_heads * a->head_dim;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *c = a->cos_t + (int64_t)a->pos[r] * half, *s = a->sin_t + (int64_t)a->pos[r] * half;
+        for (int64_t h = 0; h < a->n_heads; h++) {
+            float *xh = a->x + r * stride + h * a->head_dim;
             for (int64_t i = 0; i < half; i++) {
-                float a = xh[i], b = xh[i + half], si = sgn * s[i];
-                xh[i] = a * c[i] - b * si;
-                xh[i + half] = b * c[i] + a * si;
+                float x0 = xh[i], x1 = xh[i + half], si = a->sgn * s[i];
+                xh[i] = x0 * c[i] - x1 * si;
+                xh[i + half] = x1 * c[i] + x0 * si;
             }
         }
     }
+}
+
+void rl_rope_apply(float *x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t *pos,
+                   const float *cos_t, const float *sin_t, int inverse, int threads) {
+    rope_args a = {x, n_heads, head_dim, pos, cos_t, sin_t, inverse ? -1.0f : 1.0f};
+    rl_parallel_for(rows, rows > 64 ? clamp_threads(threads) : 1, rope_rows, &a);
 }

@@ -53,8 +53,8 @@ typedef struct rl_qwen2 {
     rl_params *params;             /* owned */
     size_t off_embed, off_norm, off_head; /* off_head == off_embed when tied */
     rl_qwen2_layer_off *layer;     /* [n_layers] */
-    uint16_t *bf16;                /* optional bf16 copy of params->data (same offsets) for
-                                      decoding; NULL until rl_qwen2_bf16_weights */
+    struct rl_qwen2_panels *panels; /* decode weights (qwen2_panels.h): NULL until
+                                       rl_qwen2_decode_weights */
 } rl_qwen2;
 
 /* Declares every tensor (HF names; init as HF: normal(0, 0.02) matrices,
@@ -75,12 +75,15 @@ int rl_qwen2_load(const char *dir, const char *params_name, rl_qwen2 **out, rl_e
 /* Writes dir/config.json and dir/model.safetensors (dtype RL_F32 or RL_BF16). */
 int rl_qwen2_save(const rl_qwen2 *m, const char *dir, rl_dtype dtype, rl_error *err);
 
-/* Creates (once) and refreshes the bf16 copy of the weights that
- * rl_qwen2_decode then reads instead of the f32 ones (half the memory traffic
- * per generated token). Call again after the f32 weights change. */
-int rl_qwen2_bf16_weights(rl_qwen2 *m, rl_error *err);
-/* Drops the bf16 copy: decoding reads the f32 weights again. */
-void rl_qwen2_bf16_drop(rl_qwen2 *m);
+/* Creates (once) and refreshes the decode weights that rl_qwen2_decode
+ * reads: every matrix repacked into panels for few-row products
+ * (qwen2_panels.h), in f32 or, with bf16 = 1, rounded to bf16 (half the
+ * memory traffic per generated token). They are a second copy of the
+ * matrices (the model's size again in f32, half of it in bf16): call again
+ * after the f32 weights change; a call with the other dtype replaces them. */
+int rl_qwen2_decode_weights(rl_qwen2 *m, int bf16, rl_error *err);
+/* Frees the decode weights. */
+void rl_qwen2_decode_weights_drop(rl_qwen2 *m);
 
 /* Tapped layers for fractions p: j = round(p*N) (halves to even), j = N -> N-1.
  * Fractions outside (0, 1] are an error. Writes n layer indices (0-based block). */
@@ -194,8 +197,8 @@ int64_t rl_qwen2_count_pads(const int32_t *tokens, const int32_t *lengths, int64
 /* Input embeddings of n tokens into out [n, hidden]: the token's embedding
    row, except that a token equal to image_pad_id (>= 0) takes row
    *image_next of image_embeds [n_image_rows, hidden], and *image_next
-   advances. bf16 = 1 reads the token rows from the bf16 weight copy (as the
-   sampler's bf16 decoding does). Running out of image rows is an error
+   advances. bf16 = 1 rounds the token rows to bf16 (as the sampler's bf16
+   decoding does). Running out of image rows is an error
    naming the counts; token ids are not checked (callers have). */
 int rl_qwen2_embed_rows(const rl_qwen2 *m, const int32_t *tokens, int64_t n, int32_t image_pad_id,
                         const float *image_embeds, int64_t n_image_rows, int64_t *image_next, int bf16, float *out,
@@ -244,8 +247,9 @@ size_t rl_qwen2_decode_floats(const rl_qwen2_config *c, int64_t max_rows, int64_
  * sequence at positions pos0.. through the model with a KV cache:
  * kcache/vcache are [n_layers, cache_rows, n_kv_heads*head_dim]; the new
  * keys/values go to rows k_row+pos0+i and queries attend to rows
- * k_row .. k_row+pos0+i. bf16 = 1 reads the bf16 weight copy (matrices and
- * embedding; norms and biases stay f32). Writes the logits of each sequence's last new token
+ * k_row .. k_row+pos0+i. The matrices come from the decode weights
+ * (rl_qwen2_decode_weights, whose dtype must match bf16); bf16 = 1 also
+ * rounds the token embeddings to bf16; norms and biases stay f32. Writes the logits of each sequence's last new token
  * to logits [n_seqs, vocab]. rope_cos/sin: rl_rope_table for max_keys
  * positions. ws: rl_qwen2_decode_floats(...) floats. */
 int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cache_rows, const int32_t *tokens,

@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "qwen2.h"
 #include "qwen2_decode.h"
+#include "qwen2_panels.h"
 #include "threads.h"
 
 typedef struct dec_ws {
@@ -54,145 +55,24 @@ size_t rl_qwen2_decode_floats(const rl_qwen2_config *c, int64_t max_rows, int64_
     return total;
 }
 
-/* y[M,out] = beta*y + x W^T (+ b), W f32 or (Wh != NULL) bf16. For a few
- * rows (decoding) a GEMM spends more time packing W than multiplying, so W is
- * streamed once per block of 4 rows instead: a 4-row x 4-output tile keeps
- * 16 vector accumulators in registers and reads each weight vector once for
- * the 4 rows (8 loads per 16 FMAs). Threads take ranges of outputs, only when
- * the matrix is large enough to pay for a parallel region. */
-/* Vectors as wide as the target's registers (8 floats with AVX, else 4),
-   so no function passes a vector wider than the ABI's registers. */
+/* Vectors as wide as the target's registers (8 floats with AVX, else 4) for
+   the attention of a decoding step. */
 #ifdef __AVX__
 #define VW 8
 #else
 #define VW 4
 #endif
 typedef float v8f __attribute__((vector_size(VW * 4)));
-typedef uint16_t v8h __attribute__((vector_size(VW * 2)));
-typedef uint32_t v8u __attribute__((vector_size(VW * 4)));
 
 static inline v8f ld_f(const float *p) {
     v8f v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline v8f ld_h(const uint16_t *p) {
-    v8h h;
-    memcpy(&h, p, sizeof h);
-    v8u u = __builtin_convertvector(h, v8u) << 16;
-    v8f f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 static inline float hsum8(v8f v) {
     float s = 0;
     for (int i = 0; i < VW; i++) s += v[i];
     return s;
-}
-static inline float w_at(const float *W, const uint16_t *Wh, int64_t i) {
-    if (Wh) {
-        uint32_t u = (uint32_t)Wh[i] << 16;
-        float w;
-        memcpy(&w, &u, sizeof w);
-        return w;
-    }
-    return W[i];
-}
-
-/* One tile: rows xr[0..nr-1] times weight rows j0..j0+nj-1 (nj <= 4; missing
- * outputs repeat the first); sums written to acc[r][j]. Inlined with
- * constant `half` and `nr`, so the inner loop has no dtype branch and a
- * one-row call (single-sample decoding) does no wasted multiplies. */
-static inline __attribute__((always_inline)) void tile_t(const float *const xr[4], const float *W,
-                                                         const uint16_t *Wh, int half, int nr, int64_t j0, int nj,
-                                                         int64_t in, float acc[4][4]) {
-    v8f a[4][4];
-    memset(a, 0, sizeof a);
-    const int64_t in8 = in & ~(int64_t)(VW - 1);
-    const float *wf[4];
-    const uint16_t *wh[4];
-    for (int j = 0; j < 4; j++) {
-        const int64_t off = (j0 + (j < nj ? j : 0)) * in;
-        wf[j] = half ? NULL : W + off;
-        wh[j] = half ? Wh + off : NULL;
-    }
-    for (int64_t i = 0; i < in8; i += VW) {
-        v8f w[4], x[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) w[j] = half ? ld_h(wh[j] + i) : ld_f(wf[j] + i);
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++) x[r] = ld_f(xr[r] + i);
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++)
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) a[r][j] += x[r] * w[j];
-    }
-    for (int r = 0; r < nr; r++)
-        for (int j = 0; j < 4; j++) {
-            float s = hsum8(a[r][j]);
-            for (int64_t i = in8; i < in; i++)
-                s += xr[r][i] * (half ? w_at(NULL, wh[j], i) : wf[j][i]);
-            acc[r][j] = s;
-        }
-}
-
-#define TILE_CASE(NR)                                                                                             \
-    case NR:                                                                                                      \
-        if (Wh)                                                                                                   \
-            tile_t(xr, W, Wh, 1, NR, j0, nj, in, acc);                                                            \
-        else                                                                                                      \
-            tile_t(xr, W, Wh, 0, NR, j0, nj, in, acc);                                                            \
-        break;
-
-static void tile4x4(const float *const xr[4], int nr, const float *W, const uint16_t *Wh, int64_t j0, int nj,
-                    int64_t in, float acc[4][4]) {
-    switch (nr) {
-        TILE_CASE(1)
-        TILE_CASE(2)
-        TILE_CASE(3)
-        default:
-        TILE_CASE(4)
-    }
-}
-
-typedef struct lin_args {
-    const float *x, *W, *b;
-    const uint16_t *Wh;
-    float *y;
-    int64_t M, out, in;
-    float beta;
-} lin_args;
-
-/* Output tiles [t0, t1) of y, for every row. */
-static void linear_tiles(void *ctx, int64_t t0, int64_t t1, int slot) {
-    (void)slot;
-    const lin_args *a = ctx;
-    const int64_t M = a->M, out = a->out, in = a->in;
-    for (int64_t t = t0; t < t1; t++) {
-        const int64_t j0 = t * 4;
-        const int nj = out - j0 < 4 ? (int)(out - j0) : 4;
-        for (int64_t r0 = 0; r0 < M; r0 += 4) {
-            const int nr = M - r0 < 4 ? (int)(M - r0) : 4;
-            const float *xr[4];
-            for (int r = 0; r < 4; r++) xr[r] = a->x + (r0 + (r < nr ? r : 0)) * in;
-            float acc[4][4];
-            tile4x4(xr, nr, a->W, a->Wh, j0, nj, in, acc);
-            for (int r = 0; r < nr; r++)
-                for (int j = 0; j < nj; j++) {
-                    float v = acc[r][j] + (a->b ? a->b[j0 + j] : 0.0f);
-                    float *yp = a->y + (r0 + r) * out + j0 + j;
-                    *yp = a->beta == 0.0f ? v : *yp + v;
-                }
-        }
-    }
-}
-
-static void linear_rows(const float *x, const float *W, const uint16_t *Wh, const float *b, float *y, int64_t M,
-                        int64_t out, int64_t in, float beta, int threads) {
-    lin_args a = {x, W, b, Wh, y, M, out, in, beta};
-    /* ~0.5 MFLOP per thread at least: below that a fork/join costs more than it saves */
-    const int par = threads > 1 && M * out * in >= ((int64_t)1 << 18) * threads;
-    rl_parallel_for((out + 3) / 4, par ? threads : 1, linear_tiles, &a);
 }
 
 /* Attention of one new token per sequence (a decoding step). The generic
@@ -257,13 +137,18 @@ static void attn_step(const float *q, const float *kc, const float *vc, float *o
     rl_parallel_for(items, par ? threads : 1, attn_step_items, &a);
 }
 
-static void linear(const rl_qwen2 *m, int bf16, const float *x, size_t w_off, const float *b, float *y, int64_t M,
-                   int64_t out, int64_t in, float beta, int threads) {
-    const float *W = m->params->data + w_off;
+/* y[M, out] = beta*y + x W^T (+ b) for matrix `which` of layer l (or the LM
+ * head when l < 0). A few rows (decoding) stream the panels of the decode
+ * weights; many rows of f32 weights (a prefill) are one GEMM, where packing
+ * the weights pays off. */
+static void linear(const rl_qwen2 *m, int bf16, const float *x, int64_t l, int which, size_t w_off, const float *b,
+                   float *y, int64_t M, int64_t out, int64_t in, float beta, int threads) {
     if (M <= 16 || bf16) {
-        linear_rows(x, W, bf16 ? m->bf16 + w_off : NULL, b, y, M, out, in, beta, threads);
+        const void *pn = l < 0 ? rl_qwen2_panel_head(m) : rl_qwen2_panel_mat(m, l, which);
+        rl_panel_linear(x, pn, bf16, b, y, M, out, in, beta, threads);
         return;
     }
+    const float *W = m->params->data + w_off;
     if (b) {
         for (int64_t r = 0; r < M; r++) {
             float *yr = y + r * out;
@@ -296,7 +181,8 @@ int rl_qwen2_decode_img(const rl_qwen2 *m, float *kcache, float *vcache, int64_t
     const int64_t Fi = c->inter, V = c->vocab;
     const float *P = m->params->data, eps = (float)c->rms_eps;
     if (!P) return rl_fail(err, "qwen2: parameters are not allocated");
-    if (bf16 && !m->bf16) return rl_fail(err, "qwen2 decode: no bf16 weight copy (rl_qwen2_bf16_weights)");
+    if (!m->panels || m->panels->bf16 != (bf16 != 0))
+        return rl_fail(err, "qwen2 decode: no %s decode weights (rl_qwen2_decode_weights)", bf16 ? "bf16" : "f32");
     dec_ws w;
     size_t total;
     if (layout(c, max_rows, n_seqs, max_q, max_keys, threads, ws, &w, &total))
@@ -330,9 +216,9 @@ int rl_qwen2_decode_img(const rl_qwen2 *m, float *kcache, float *vcache, int64_t
         const rl_qwen2_layer_off *o = &m->layer[l];
         float *kc = kcache + l * cache_rows * kd, *vc = vcache + l * cache_rows * kd;
         rl_qwen2_rmsnorm(w.x, P + o->ln1, w.n, NULL, R, d, eps);
-        linear(m, bf16, w.n, o->wq, P + o->bq, w.q, R, qd, d, 0.0f, nt);
-        linear(m, bf16, w.n, o->wk, P + o->bk, w.k, R, kd, d, 0.0f, nt);
-        linear(m, bf16, w.n, o->wv, P + o->bv, w.v, R, kd, d, 0.0f, nt);
+        linear(m, bf16, w.n, l, RL_PM_Q, o->wq, P + o->bq, w.q, R, qd, d, 0.0f, nt);
+        linear(m, bf16, w.n, l, RL_PM_K, o->wk, P + o->bk, w.k, R, kd, d, 0.0f, nt);
+        linear(m, bf16, w.n, l, RL_PM_V, o->wv, P + o->bv, w.v, R, kd, d, 0.0f, nt);
         rl_rope_apply(w.q, R, c->n_heads, c->head_dim, w.pos, rope_cos, rope_sin, 0, nt);
         rl_rope_apply(w.k, R, c->n_kv_heads, c->head_dim, w.pos, rope_cos, rope_sin, 0, nt);
         for (int64_t s = 0; s < n_seqs; s++) {
@@ -345,16 +231,16 @@ int rl_qwen2_decode_img(const rl_qwen2 *m, float *kcache, float *vcache, int64_t
             attn_step(w.q, kc, vc, w.o, seqs, n_seqs, dims, max_keys, w.attn, nt);
         else
             rl_attn_forward(w.q, kc, vc, w.o, NULL, seqs, n_seqs, dims, max_q, max_keys, w.attn, nt);
-        linear(m, bf16, w.o, o->wo, NULL, w.x, R, d, qd, 1.0f, nt);
+        linear(m, bf16, w.o, l, RL_PM_O, o->wo, NULL, w.x, R, d, qd, 1.0f, nt);
         rl_qwen2_rmsnorm(w.x, P + o->ln2, w.n, NULL, R, d, eps);
-        linear(m, bf16, w.n, o->wg, NULL, w.g, R, Fi, d, 0.0f, nt);
-        linear(m, bf16, w.n, o->wu, NULL, w.u, R, Fi, d, 0.0f, nt);
+        linear(m, bf16, w.n, l, RL_PM_G, o->wg, NULL, w.g, R, Fi, d, 0.0f, nt);
+        linear(m, bf16, w.n, l, RL_PM_U, o->wu, NULL, w.u, R, Fi, d, 0.0f, nt);
         rl_swiglu_forward(w.g, w.u, w.g, R * Fi, nt);
-        linear(m, bf16, w.g, o->wd, NULL, w.x, R, d, Fi, 1.0f, nt);
+        linear(m, bf16, w.g, l, RL_PM_D, o->wd, NULL, w.x, R, d, Fi, 1.0f, nt);
     }
     for (int64_t s = 0; s < n_seqs; s++)
         memcpy(w.last + s * d, w.x + (seqs[s].q_row + seqs[s].n_q - 1) * d, (size_t)d * sizeof(float));
     rl_qwen2_rmsnorm(w.last, P + m->off_norm, w.n, NULL, n_seqs, d, eps);
-    linear(m, bf16, w.n, m->off_head, NULL, logits, n_seqs, V, d, 0.0f, nt);
+    linear(m, bf16, w.n, -1, 0, m->off_head, NULL, logits, n_seqs, V, d, 0.0f, nt);
     return 0;
 }

@@ -72,31 +72,9 @@ fail:
     return -1;
 }
 
-int rl_qwen2_bf16_weights(rl_qwen2 *m, rl_error *err) {
-    if (!m->params->data) return rl_fail(err, "qwen2: parameters are not allocated");
-    if (!m->bf16) {
-        size_t bytes;
-        if (rl_mul_size(m->params->numel, sizeof(uint16_t), &bytes)) return rl_fail(err, "qwen2: too many weights");
-        m->bf16 = rl_malloc_aligned(bytes);
-        if (!m->bf16) return rl_fail(err, "qwen2: cannot allocate %zu bytes for bf16 weights", bytes);
-    }
-    const float *src = m->params->data;
-    uint16_t *dst = m->bf16;
-    const int64_t n = (int64_t)m->params->numel, block = 1 << 16;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i += block)
-        rl_f32_to_bf16_n(src + i, dst + i, (size_t)(n - i < block ? n - i : block));
-    return 0;
-}
-
-void rl_qwen2_bf16_drop(rl_qwen2 *m) {
-    rl_free_aligned(m->bf16);
-    m->bf16 = NULL;
-}
-
 void rl_qwen2_free(rl_qwen2 *m) {
     if (!m) return;
-    rl_free_aligned(m->bf16);
+    rl_qwen2_decode_weights_drop(m);
     rl_params_free(m->params);
     rl_free(m->layer);
     rl_free(m);

@@ -556,7 +556,6 @@ int rl_qwen2_embed_rows(const rl_qwen2 *m, const int32_t *tokens, int64_t n, int
                         rl_error *err) {
     const int64_t d = m->cfg.hidden;
     const float *E = m->params->data + m->off_embed;
-    if (bf16 && !m->bf16) return rl_fail(err, "qwen2: bf16 embedding requested but no bf16 weight copy exists");
     for (int64_t i = 0; i < n; i++) {
         float *dst = out + i * d;
         if (image_pad_id >= 0 && tokens[i] == image_pad_id) {
@@ -565,7 +564,8 @@ int rl_qwen2_embed_rows(const rl_qwen2 *m, const int32_t *tokens, int64_t n, int
                                image_pad_id, (long long)n_image_rows);
             memcpy(dst, image_embeds + (*image_next)++ * d, (size_t)d * sizeof(float));
         } else if (bf16) {
-            rl_bf16_to_f32_n(m->bf16 + m->off_embed + (size_t)tokens[i] * (size_t)d, dst, (size_t)d);
+            const float *e = E + (int64_t)tokens[i] * d;
+            for (int64_t j = 0; j < d; j++) dst[j] = rl_bf16_to_f32(rl_f32_to_bf16(e[j]));
         } else {
             memcpy(dst, E + (int64_t)tokens[i] * d, (size_t)d * sizeof(float));
         }

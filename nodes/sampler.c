@@ -83,7 +83,7 @@ static const rl_option_spec sampler_options[] = {
     {"suppress", RL_VAL_NUMBERS, "", "token ids never drawn (their probability is moved to the others)", NULL},
     {"greedy", RL_VAL_BOOL, "false", "argmax decoding (evaluation)", NULL},
     {"seed", RL_VAL_INT, "0", "added to the run seed for this node's streams", NULL},
-    {"bf16", RL_VAL_BOOL, "false", "decode with a bf16 copy of the weights (refreshed every run)", NULL},
+    {"bf16", RL_VAL_BOOL, "false", "decode with bf16-rounded weight matrices and embedding (repacked every run)", NULL},
     {"image_pad_id", RL_VAL_INT, "-1",
      "prompt token id whose positions take the rows of 'image_embeds' (the tokenizer's <|image_pad|>; -1: none)",
      NULL},
@@ -500,8 +500,9 @@ static int sampler_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
     const int64_t n_img = img ? n->in[IN_IMAGES].shape.dim[0] : 0;
     rl_error e = {0};
     /* The f32 weights may have changed since the last run (training): the
-       bf16 copy is refreshed each time (allocated on the first run only). */
-    if (s->bf16 && rl_qwen2_bf16_weights(s->m, &e)) return rl_node_fail(n, err, "%s", e.msg);
+       decode weights are repacked each time (allocated on the first run
+       only); a pass over the weights, small next to a generation. */
+    if (rl_qwen2_decode_weights(s->m, s->bf16, &e)) return rl_node_fail(n, err, "%s", e.msg);
     sampler_ws w;
     carve(s, n->ws[s->ws].data, &w);
     rl_rope_table(w.cos_t, w.sin_t, L, c->head_dim, c->rope_theta);

@@ -401,7 +401,7 @@ int main(int argc, char **argv) {
             double dh = 0;
             for (int64_t i = 0; i < h.S * h.L; i++) dh = fmax(dh, fabs(h.lp[i] - f.lp[i]));
             CHECK_MSG(dh < 1e-4, "bf16 decoding log-probs differ by %g", dh);
-            CHECK(m->bf16 != NULL);
+            CHECK(m->panels != NULL);
             rl_object_release(net2);
         }
     }

@@ -1,0 +1,252 @@
+/* Panel packing of the decode weights and the few-row product over panels
+ * (layout in qwen2_panels.h). */
+#include "qwen2_panels.h"
+
+#include <string.h>
+
+#include "alloc.h"
+#include "threads.h"
+
+/* The widest vectors the target has registers for, so no function passes a
+   vector wider than the ABI's registers (the kernels are inlined anyway). */
+#if defined(__AVX512F__)
+#define VW 16
+#elif defined(__AVX__)
+#define VW 8
+#else
+#define VW 4
+#endif
+#define NV 4              /* vectors per panel row */
+#define PW (NV * VW)      /* outputs per panel */
+#define MR 4              /* rows per register tile: 4 x NV accumulators */
+
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef uint16_t vh __attribute__((vector_size(VW * 2)));
+typedef uint32_t vu __attribute__((vector_size(VW * 4)));
+
+int64_t rl_qwen2_panel_width(void) { return PW; }
+
+static inline vf ld_f(const float *p) {
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void st_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
+/* bf16 is the high half of an f32: widen and shift. */
+static inline vf ld_h(const uint16_t *p) {
+    vh h;
+    memcpy(&h, p, sizeof h);
+    vu u = __builtin_convertvector(h, vu) << 16;
+    vf f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static size_t panels_of(int64_t out) { return (size_t)((out + PW - 1) / PW); }
+static size_t packed_numel(int64_t out, int64_t in) { return panels_of(out) * (size_t)PW * (size_t)in; }
+
+/* ---- packing ------------------------------------------------------------ */
+
+typedef struct pack_job {
+    const float *W;
+    int64_t out, in;
+    void *dst;
+    int bf16;
+} pack_job;
+
+/* Panels [p0, p1): for each i, PW consecutive outputs. Reading W column-wise
+   touches PW rows at once; their cache lines stay in L1 for the next 15 i. */
+static void pack_panels(void *ctx, int64_t p0, int64_t p1, int slot) {
+    (void)slot;
+    const pack_job *j = ctx;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t i = 0; i < j->in; i++) {
+            const size_t at = ((size_t)p * (size_t)j->in + (size_t)i) * PW;
+            for (int64_t c = 0; c < PW; c++) {
+                const int64_t o = p * PW + c;
+                const float v = o < j->out ? j->W[o * j->in + i] : 0.0f;
+                if (j->bf16)
+                    ((uint16_t *)j->dst)[at + (size_t)c] = rl_f32_to_bf16(v);
+                else
+                    ((float *)j->dst)[at + (size_t)c] = v;
+            }
+        }
+}
+
+static void pack_matrix(const float *W, int64_t out, int64_t in, int bf16, void *dst, int threads) {
+    pack_job j = {W, out, in, dst, bf16};
+    rl_parallel_for((int64_t)panels_of(out), threads, pack_panels, &j);
+}
+
+/* Shapes [out, in] of block matrix `which`. */
+static void mat_shape(const rl_qwen2_config *c, int which, int64_t *out, int64_t *in) {
+    const int64_t d = c->hidden, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    const int64_t outs[RL_PM_N] = {qd, kd, kd, d, c->inter, c->inter, d};
+    const int64_t ins[RL_PM_N] = {d, d, d, qd, d, d, c->inter};
+    *out = outs[which];
+    *in = ins[which];
+}
+
+static size_t mat_param_off(const rl_qwen2_layer_off *o, int which) {
+    const size_t offs[RL_PM_N] = {o->wq, o->wk, o->wv, o->wo, o->wg, o->wu, o->wd};
+    return offs[which];
+}
+
+int rl_qwen2_decode_weights(rl_qwen2 *m, int bf16, rl_error *err) {
+    if (!m->params->data) return rl_fail(err, "qwen2: parameters are not allocated");
+    const rl_qwen2_config *c = &m->cfg;
+    struct rl_qwen2_panels *pn = m->panels;
+    if (pn && pn->bf16 != bf16) {
+        rl_qwen2_decode_weights_drop(m);
+        pn = NULL;
+    }
+    if (!pn) {
+        pn = rl_calloc(1, sizeof *pn);
+        if (pn) pn->off = rl_calloc((size_t)(c->n_layers * RL_PM_N), sizeof(size_t));
+        if (!pn || !pn->off) {
+            if (pn) rl_free(pn);
+            return rl_fail(err, "qwen2: out of memory for the decode weights");
+        }
+        size_t n = 0;
+        for (int64_t l = 0; l < c->n_layers; l++)
+            for (int w = 0; w < RL_PM_N; w++) {
+                int64_t out, in;
+                mat_shape(c, w, &out, &in);
+                pn->off[l * RL_PM_N + w] = n;
+                n += packed_numel(out, in);
+            }
+        pn->head = n;
+        n += packed_numel(c->vocab, c->hidden);
+        pn->numel = n;
+        pn->bf16 = bf16;
+        size_t bytes;
+        if (rl_mul_size(n, bf16 ? sizeof(uint16_t) : sizeof(float), &bytes) || !(pn->data = rl_malloc_aligned(bytes))) {
+            rl_free(pn->off);
+            rl_free(pn);
+            return rl_fail(err, "qwen2: cannot allocate %zu %s elements for the decode weights", n, bf16 ? "bf16" : "f32");
+        }
+        m->panels = pn;
+    }
+    const size_t esz = bf16 ? sizeof(uint16_t) : sizeof(float);
+    const int threads = rl_get_threads();
+    for (int64_t l = 0; l < c->n_layers; l++)
+        for (int w = 0; w < RL_PM_N; w++) {
+            int64_t out, in;
+            mat_shape(c, w, &out, &in);
+            pack_matrix(m->params->data + mat_param_off(&m->layer[l], w), out, in, bf16,
+                        (char *)pn->data + pn->off[l * RL_PM_N + w] * esz, threads);
+        }
+    pack_matrix(m->params->data + m->off_head, c->vocab, c->hidden, bf16, (char *)pn->data + pn->head * esz, threads);
+    return 0;
+}
+
+void rl_qwen2_decode_weights_drop(rl_qwen2 *m) {
+    struct rl_qwen2_panels *pn = m->panels;
+    if (!pn) return;
+    rl_free_aligned(pn->data);
+    rl_free(pn->off);
+    rl_free(pn);
+    m->panels = NULL;
+}
+
+const void *rl_qwen2_panel_mat(const rl_qwen2 *m, int64_t layer, int which) {
+    const struct rl_qwen2_panels *pn = m->panels;
+    return (const char *)pn->data + pn->off[layer * RL_PM_N + which] * (pn->bf16 ? sizeof(uint16_t) : sizeof(float));
+}
+
+const void *rl_qwen2_panel_head(const rl_qwen2 *m) {
+    const struct rl_qwen2_panels *pn = m->panels;
+    return (const char *)pn->data + pn->head * (pn->bf16 ? sizeof(uint16_t) : sizeof(float));
+}
+
+/* ---- product ------------------------------------------------------------ */
+
+/* acc[r][v] = sum_i x[r, i] * panel[i, v*VW ..], for nr rows (inlined with
+   constant half and nr, so the loop has no dtype branch and a one-row call
+   does no wasted work). */
+static inline __attribute__((always_inline)) void panel_tile(const float *x, int64_t in, int nr,
+                                                             const void *panel, int half, vf acc[MR][NV]) {
+    const float *pf = panel;
+    const uint16_t *ph = panel;
+    for (int r = 0; r < MR; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
+    for (int64_t i = 0; i < in; i++) {
+        vf w[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) w[v] = half ? ld_h(ph + i * PW + v * VW) : ld_f(pf + i * PW + v * VW);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            const vf xb = (vf){0} + x[r * in + i];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[r][v] += xb * w[v];
+        }
+    }
+}
+
+#define TILE_CASE(NR)                                              \
+    case NR:                                                       \
+        if (bf16)                                                  \
+            panel_tile(x, in, NR, panel, 1, acc);                  \
+        else                                                       \
+            panel_tile(x, in, NR, panel, 0, acc);                  \
+        break;
+
+static void tile(const float *x, int64_t in, int nr, const void *panel, int bf16, vf acc[MR][NV]) {
+    switch (nr) {
+        TILE_CASE(1)
+        TILE_CASE(2)
+        TILE_CASE(3)
+        default:
+        TILE_CASE(4)
+    }
+}
+
+typedef struct lin_job {
+    const float *x, *b;
+    const void *panels;
+    int bf16;
+    float *y;
+    int64_t M, out, in;
+    float beta;
+} lin_job;
+
+static void linear_panels(void *ctx, int64_t p0, int64_t p1, int slot) {
+    (void)slot;
+    const lin_job *a = ctx;
+    const int64_t M = a->M, out = a->out, in = a->in;
+    const size_t esz = a->bf16 ? sizeof(uint16_t) : sizeof(float);
+    for (int64_t p = p0; p < p1; p++) {
+        const void *panel = (const char *)a->panels + (size_t)p * (size_t)in * PW * esz;
+        const int64_t j0 = p * PW, nj = out - j0 < PW ? out - j0 : PW;
+        /* The panel (in x PW elements) stays in L2 while row blocks reuse it. */
+        for (int64_t r0 = 0; r0 < M; r0 += MR) {
+            const int nr = M - r0 < MR ? (int)(M - r0) : MR;
+            vf acc[MR][NV];
+            tile(a->x + r0 * in, in, nr, panel, a->bf16, acc);
+            for (int r = 0; r < nr; r++) {
+                float *yr = a->y + (r0 + r) * out + j0;
+                if (nj == PW) {
+                    for (int v = 0; v < NV; v++) {
+                        vf s = acc[r][v];
+                        if (a->b) s += ld_f(a->b + j0 + v * VW);
+                        if (a->beta != 0.0f) s += ld_f(yr + v * VW);
+                        st_f(yr + v * VW, s);
+                    }
+                } else {
+                    float t[PW];
+                    for (int v = 0; v < NV; v++) st_f(t + v * VW, acc[r][v]);
+                    for (int64_t j = 0; j < nj; j++)
+                        yr[j] = t[j] + (a->b ? a->b[j0 + j] : 0.0f) + (a->beta != 0.0f ? yr[j] : 0.0f);
+                }
+            }
+        }
+    }
+}
+
+void rl_panel_linear(const float *x, const void *panels, int bf16, const float *b, float *y, int64_t M, int64_t out,
+                     int64_t in, float beta, int threads) {
+    lin_job a = {x, b, panels, bf16, y, M, out, in, beta};
+    /* ~0.5 MFLOP per thread at least: below that a fork/join costs more than it saves */
+    const int par = threads > 1 && M * out * in >= ((int64_t)1 << 18) * threads;
+    rl_parallel_for((int64_t)panels_of(out), par ? threads : 1, linear_panels, &a);
+}

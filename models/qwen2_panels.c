@@ -54,22 +54,31 @@ typedef struct pack_job {
     int bf16;
 } pack_job;
 
-/* Panels [p0, p1): for each i, PW consecutive outputs. Reading W column-wise
-   touches PW rows at once; their cache lines stay in L1 for the next 15 i. */
+/* Panels [p0, p1), in blocks of IB inputs: the block is gathered from PW
+   rows of W (contiguous reads of IB floats each) into an f32 tile laid out as
+   the panel is, then stored (converted to bf16 in one pass when asked). */
+#define IB 16
 static void pack_panels(void *ctx, int64_t p0, int64_t p1, int slot) {
     (void)slot;
     const pack_job *j = ctx;
+    float tile[IB * PW];
     for (int64_t p = p0; p < p1; p++)
-        for (int64_t i = 0; i < j->in; i++) {
-            const size_t at = ((size_t)p * (size_t)j->in + (size_t)i) * PW;
+        for (int64_t i0 = 0; i0 < j->in; i0 += IB) {
+            const int64_t ni = j->in - i0 < IB ? j->in - i0 : IB;
             for (int64_t c = 0; c < PW; c++) {
                 const int64_t o = p * PW + c;
-                const float v = o < j->out ? j->W[o * j->in + i] : 0.0f;
-                if (j->bf16)
-                    ((uint16_t *)j->dst)[at + (size_t)c] = rl_f32_to_bf16(v);
-                else
-                    ((float *)j->dst)[at + (size_t)c] = v;
+                if (o < j->out) {
+                    const float *row = j->W + o * j->in + i0;
+                    for (int64_t ii = 0; ii < ni; ii++) tile[ii * PW + c] = row[ii];
+                } else {
+                    for (int64_t ii = 0; ii < ni; ii++) tile[ii * PW + c] = 0.0f;
+                }
             }
+            const size_t at = ((size_t)p * (size_t)j->in + (size_t)i0) * PW, n = (size_t)ni * PW;
+            if (j->bf16)
+                rl_f32_to_bf16_n(tile, (uint16_t *)j->dst + at, n);
+            else
+                memcpy((float *)j->dst + at, tile, n * sizeof(float));
         }
 }
 

@@ -31,7 +31,7 @@ static int layout(const rl_qwen2_config *c, int64_t R, int64_t S, int64_t max_q,
     const size_t r = (size_t)R;
     if (R < 1 || S < 1 || R > ((int64_t)1 << 32) / (int64_t)(d + qd + Fi + 8)) return -1;
     size_t sizes[11] = {r * d, r * d, r * qd, r * kd, r * kd, r * qd, r * Fi, r * Fi,
-                        rl_attn_scratch_floats(max_q, max_keys, threads), (size_t)S * d, r};
+                        rl_attn_scratch_floats(max_q, max_keys, c->head_dim, threads), (size_t)S * d, r};
     float **ptrs[10] = {&w->x, &w->n, &w->q, &w->k, &w->v, &w->o, &w->g, &w->u, &w->attn, &w->last};
     size_t off = 0;
     for (int i = 0; i < 11; i++) {

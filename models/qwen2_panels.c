@@ -32,6 +32,13 @@ static inline vf ld_f(const float *p) {
     return v;
 }
 static inline void st_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
+/* c in every lane: one vbroadcastss (writing `(vf){0} + c` costs a scalar
+   add first, since adding +0 is not an identity for -0). */
+static inline vf bcast(float c) {
+    vf v;
+    for (int l = 0; l < VW; l++) v[l] = c;
+    return v;
+}
 /* bf16 is the high half of an f32: widen and shift. */
 static inline vf ld_h(const uint16_t *p) {
     vh h;
@@ -185,7 +192,7 @@ static inline __attribute__((always_inline)) void panel_tile(const float *x, int
         for (int v = 0; v < NV; v++) w[v] = half ? ld_h(ph + i * PW + v * VW) : ld_f(pf + i * PW + v * VW);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
-            const vf xb = (vf){0} + x[r * in + i];
+            const vf xb = bcast(x[r * in + i]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) acc[r][v] += xb * w[v];
         }

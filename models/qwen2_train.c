@@ -115,7 +115,7 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     if (M > ((int64_t)1 << 40) / (d + qd + Fi + c->vocab) || S > ((int64_t)1 << 40) / (d + qd + Fi + c->vocab) ||
         Tm > ((int64_t)1 << 31))
         return -1;
-    size_t attn = rl_attn_scratch_floats(Tm, Tm, threads);
+    size_t attn = rl_attn_scratch_floats(Tm, Tm, c->head_dim, threads);
     size_t chunkf = (size_t)chunk * (size_t)c->vocab;
     cursor s = {saved, 0, 0};
     const int64_t LM = M + S; /* LM-head rows: packed rows plus at most one extra per batch row */

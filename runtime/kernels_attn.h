@@ -61,10 +61,12 @@ typedef struct rl_attn_dims {
     int64_t n_heads, n_kv_heads, head_dim;
 } rl_attn_dims;
 
-/* Scratch floats the attention kernels need: two [max_q, max_keys] blocks
- * per thread (max_q: most queries of one sequence in a call; max_keys: most
- * keys one sequence attends to). */
-size_t rl_attn_scratch_floats(int64_t max_q, int64_t max_keys, int threads);
+/* Scratch floats the attention kernels need per call: per thread, two
+ * [max_q, max_keys] blocks (scores, their gradient) and two [head_dim,
+ * max_keys] blocks (keys and values transposed), max_keys rounded up to a
+ * vector (max_q: most queries of one sequence in a call; max_keys: most keys
+ * one sequence attends to). */
+size_t rl_attn_scratch_floats(int64_t max_q, int64_t max_keys, int64_t head_dim, int threads);
 
 /* q, o: [rows, n_heads*head_dim]; k, v: [rows, n_kv_heads*head_dim];
  * lse: [rows, n_heads] (log-sum-exp of the scaled scores, saved for backward;

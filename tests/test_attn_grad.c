@@ -15,7 +15,7 @@
 /* ---- attention -------------------------------------------------------- */
 enum { H = 4, HK = 2, HD = 4, ROWS = 8, QS = H * HD, KS = HK * HD };
 static float aq[ROWS * QS], ak[ROWS * KS], av[ROWS * KS], ao[ROWS * QS], alse[ROWS * H], aw[ROWS * QS];
-static float ascratch[2 * 8 * 8 * 2];
+static float ascratch[4096]; /* >= rl_attn_scratch_floats(8, 8, HD, 2), checked in test_attention */
 static const rl_attn_seq aseqs[2] = {{0, 3, 0, 0}, {3, 5, 3, 0}};
 static const rl_attn_dims adims = {H, HK, HD};
 
@@ -28,6 +28,7 @@ static double attn_f(void *ctx) {
 }
 
 static void test_attention(void) {
+    CHECK(rl_attn_scratch_floats(8, 8, HD, 2) <= sizeof ascratch / sizeof ascratch[0]);
     rl_test_fill(aq, ROWS * QS, 1);
     rl_test_fill(ak, ROWS * KS, 2);
     rl_test_fill(av, ROWS * KS, 3);

@@ -36,7 +36,7 @@ static double rel_err(const float *a, const float *b, size_t n) {
 /* ---- attention with a shared prefix: finite differences ---------------- */
 enum { AH = 4, AHK = 2, AHD = 4, AROWS = 11, AQS = AH * AHD, AKS = AHK * AHD };
 static float aq[AROWS * AQS], ak[AROWS * AKS], av[AROWS * AKS], ao[AROWS * AQS], alse[AROWS * AH], aw[AROWS * AQS];
-static float ascratch[2 * 4 * 7 * 2];
+static float ascratch[4096]; /* >= rl_attn_scratch_floats(7, 7, AHD, 2), checked below */
 /* A prompt of 3 rows, two responses (4 and 2 rows) attending to it, and an
    unrelated sequence of 2 rows. */
 static const rl_attn_seq aseqs[4] = {{0, 3, 0, 0, 0, 0}, {3, 4, 3, 0, 0, 3}, {7, 2, 7, 0, 0, 3}, {9, 2, 9, 0, 0, 0}};
@@ -51,6 +51,7 @@ static double attn_f(void *ctx) {
 }
 
 static void test_attention_prefix(void) {
+    CHECK(rl_attn_scratch_floats(7, 7, AHD, 2) <= sizeof ascratch / sizeof ascratch[0]);
     rl_test_fill(aq, AROWS * AQS, 11);
     rl_test_fill(ak, AROWS * AKS, 12);
     rl_test_fill(av, AROWS * AKS, 13);

@@ -102,7 +102,7 @@ done:
 }
 
 int rl_qwen2_load_weights(rl_qwen2 *m, const char *dir, rl_error *err) {
-    if (rl_params_finalize(m->params, err)) return -1;
+    if (rl_params_allocate(m->params, err)) return -1;
     char path[4096];
     if (join(path, sizeof path, dir, "model.safetensors", err)) return -1;
     if (file_exists(path)) return load_single(m, path, err);

@@ -113,7 +113,7 @@ static void init_entry(rl_params *p, int index) {
     for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * x[i] - 1.0) * a);
 }
 
-int rl_params_finalize(rl_params *p, rl_error *err) {
+static int finalize(rl_params *p, int init, rl_error *err) {
     if (p->finalized) return 0;
     size_t bytes;
     if (rl_mul_size(p->numel ? p->numel : 1, sizeof(float), &bytes))
@@ -123,10 +123,17 @@ int rl_params_finalize(rl_params *p, rl_error *err) {
     if (!p->data || !p->grad)
         return rl_fail(err, "parameter set '%s': cannot allocate %zu bytes", p->name, 2 * bytes);
     memset(p->grad, 0, bytes);
-    for (int i = 0; i < p->n; i++) init_entry(p, i);
+    if (init)
+        for (int i = 0; i < p->n; i++) init_entry(p, i);
+    else
+        memset(p->data, 0, bytes);
     p->finalized = 1;
     return 0;
 }
+
+int rl_params_finalize(rl_params *p, rl_error *err) { return finalize(p, 1, err); }
+
+int rl_params_allocate(rl_params *p, rl_error *err) { return finalize(p, 0, err); }
 
 rl_tensor rl_params_tensor(const rl_params *p, const rl_param_entry *e) {
     rl_tensor t = {RL_F32, e->shape, p->data ? p->data + e->offset : NULL};

@@ -55,6 +55,10 @@ rl_params *rl_object_params(const rl_object *o);
 int rl_params_add(rl_params *p, const char *name, rl_shape shape, rl_init init, float scale,
                   size_t *offset, rl_error *err);
 int rl_params_finalize(rl_params *p, rl_error *err);
+/* Finalises with zeros instead of the seeded initialisation, for a set that
+   is about to be read from a file (initialising a 0.5B-parameter set costs
+   longer than reading it). No-op when already finalised. */
+int rl_params_allocate(rl_params *p, rl_error *err);
 const rl_param_entry *rl_params_find(const rl_params *p, const char *name);
 /* Tensor views of an entry's values / gradient (valid after finalise). */
 rl_tensor rl_params_tensor(const rl_params *p, const rl_param_entry *e);

@@ -26,7 +26,7 @@ int rl_params_save(const rl_params *p, const char *path, rl_dtype dtype, const c
 }
 
 int rl_params_load(rl_params *p, const char *path, rl_error *err) {
-    if (rl_params_finalize(p, err)) return -1;
+    if (rl_params_allocate(p, err)) return -1;
     rl_st_file *f;
     if (rl_st_open(path, &f, err)) return -1;
     int rc = 0;

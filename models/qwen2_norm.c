@@ -51,11 +51,19 @@ void rl_qwen2_rmsnorm_backward(const float *x, const float *w, const float *rstd
         else
             for (int64_t i = 0; i < d; i++) dxr[i] = rs * w[i] * dyr[i] - c * xr[i];
     }
-    /* dw over rows in one thread per column block: no races, fixed order. */
+    /* dw: each column summed over rows in row order by one thread (no races,
+       fixed order), a block of columns at a time so the row walk reads
+       contiguous memory and the block's sums form vectors. */
+    enum { CB = 64 };
 #pragma omp parallel for schedule(static) if (rows * d > 65536)
-    for (int64_t i = 0; i < d; i++) {
-        float s = 0;
-        for (int64_t r = 0; r < rows; r++) s += dy[r * d + i] * x[r * d + i] * rstd[r];
-        dw[i] += s;
+    for (int64_t i0 = 0; i0 < d; i0 += CB) {
+        const int64_t n = d - i0 < CB ? d - i0 : CB;
+        float s[CB] = {0};
+        for (int64_t r = 0; r < rows; r++) {
+            const float *dyr = dy + r * d + i0, *xr = x + r * d + i0;
+            const float rs = rstd[r];
+            for (int64_t i = 0; i < n; i++) s[i] += dyr[i] * xr[i] * rs;
+        }
+        for (int64_t i = 0; i < n; i++) dw[i0 + i] += s[i];
     }
 }

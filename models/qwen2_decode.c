@@ -8,10 +8,10 @@
 #include <math.h>
 #include <string.h>
 
+#include <cblas.h>
 #include <omp.h>
 
 #include "alloc.h"
-#include "gemm.h"
 #include "qwen2.h"
 #include "qwen2_decode.h"
 #include "qwen2_panels.h"
@@ -159,7 +159,8 @@ static void linear(const rl_qwen2 *m, int bf16, const float *x, int64_t l, int w
         }
         beta = 1.0f;
     }
-    rl_sgemm(0, 1, M, out, in, x, in, W, in, beta, y, out, threads);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)out, (int)in, 1.0f, x, (int)in, W, (int)in,
+                beta, y, (int)out);
 }
 
 int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cache_rows, const int32_t *tokens,

@@ -4,6 +4,7 @@
 
 #include "flow.h"
 #include "kernels_flow.h"
+#include "threads.h"
 
 #define PAR_MIN 32768
 
@@ -87,19 +88,16 @@ static void linear(const float *X, int64_t n, int64_t in, const float *W, const 
     if (b) {
         for (int64_t r = 0; r < n; r++) memcpy(Y + r * out, b, (size_t)out * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, X, (int)in, W,
-                (int)in, b ? 1.0f : 0.0f, Y, (int)out);
+    rl_gemm_rows(0, 1, n, out, in, X, in, W, in, b ? 1.0f : 0.0f, Y, out, rl_get_threads());
 }
 
 /* dW += dY^T·X, db += column sums of dY, dX (+)= dY·W (beta 0 overwrites). */
 static void linear_backward(const float *X, int64_t n, int64_t in, const float *W, int64_t out,
                             const float *dY, const float *ones, float *dW, float *db, float *dX, float beta_x) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n, 1.0f, dY, (int)out, X,
-                (int)in, 1.0f, dW, (int)in);
+    rl_gemm_rows(1, 0, out, in, n, dY, out, X, in, 1.0f, dW, in, rl_get_threads());
     if (db) cblas_sgemv(CblasRowMajor, CblasTrans, (int)n, (int)out, 1.0f, dY, (int)out, ones, 1, 1.0f, db, 1);
     if (dX)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out, 1.0f, dY, (int)out, W,
-                    (int)in, beta_x, dX, (int)in);
+        rl_gemm_rows(0, 0, n, in, out, dY, out, W, in, beta_x, dX, in, rl_get_threads());
 }
 
 /* Distinct values of v (at most FLOW_MAX_UNIQUE, else 0) into uv, and each
@@ -137,8 +135,7 @@ static void embed_forward(const float *v, int64_t n, int64_t w, const float *W0,
 static void embed_add(const emb_acts *e, int64_t n, int64_t w, const float *W2, float *y) {
     int64_t U = (int64_t)e->ids[n];
     if (!U) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w, (int)w, 1.0f, e->s, (int)w, W2, (int)w,
-                    1.0f, y, (int)w);
+        rl_gemm_rows(0, 1, n, w, w, e->s, w, W2, w, 1.0f, y, w, rl_get_threads());
         return;
     }
 #pragma omp parallel for schedule(static) if (n * w > PAR_MIN)
@@ -195,8 +192,7 @@ void rl_flow_forward(const rl_flow *f, int64_t n, const float *x, const float *t
         float *yr = a.y + r * w;
         for (int64_t j = 0; j < w; j++) yr[j] = bc[j] + (bt ? bt[j] : 0.0f) + (bl ? bl[j] : 0.0f);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w, (int)d, 1.0f, c, (int)d, P + f->cond_w,
-                (int)d, 1.0f, a.y, (int)w);
+    rl_gemm_rows(0, 1, n, w, d, c, d, P + f->cond_w, d, 1.0f, a.y, w, rl_get_threads());
     embed_add(&a.et, n, w, P + f->temb_w2, a.y);
     embed_add(&a.el, n, w, P + f->lemb_w2, a.y);
     rl_flow_silu(a.y, a.sy, n * w);

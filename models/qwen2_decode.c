@@ -8,7 +8,6 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <omp.h>
 
 #include "alloc.h"
@@ -159,8 +158,7 @@ static void linear(const rl_qwen2 *m, int bf16, const float *x, int64_t l, int w
         }
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)out, (int)in, 1.0f, x, (int)in, W, (int)in,
-                beta, y, (int)out);
+    rl_gemm_rows(0, 1, M, out, in, x, in, W, in, beta, y, out, threads);
 }
 
 int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cache_rows, const int32_t *tokens,

@@ -28,11 +28,11 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <omp.h>
 
 #include "alloc.h"
 #include "qwen2.h"
+#include "threads.h"
 
 #define ALIGN_F 16 /* floats: 64-byte alignment of every carved array */
 
@@ -363,20 +363,17 @@ static void lin_fwd(const float *x, const float *W, const float *bias, float *y,
         }
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)out, (int)in, 1.0f, x, (int)in, W, (int)in,
-                beta, y, (int)out);
+    rl_gemm_rows(0, 1, M, out, in, x, in, W, in, beta, y, out, rl_get_threads());
 }
 
 /* dx[M,in] = beta*dx + dy[M,out] W[out,in] */
 static void lin_dx(const float *dy, const float *W, float *dx, int64_t M, int64_t out, int64_t in, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)in, (int)out, 1.0f, dy, (int)out, W,
-                (int)in, beta, dx, (int)in);
+    rl_gemm_rows(0, 0, M, in, out, dy, out, W, in, beta, dx, in, rl_get_threads());
 }
 
 /* dW[out,in] += dy[M,out]^T x[M,in]; db[out] += column sums of dy */
 static void lin_dw(const float *dy, const float *x, float *dW, float *db, int64_t M, int64_t out, int64_t in) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)M, 1.0f, dy, (int)out, x, (int)in,
-                1.0f, dW, (int)in);
+    rl_gemm_rows(1, 0, out, in, M, dy, out, x, in, 1.0f, dW, in, rl_get_threads());
     if (db)
         for (int64_t r = 0; r < M; r++)
             for (int64_t j = 0; j < out; j++) db[j] += dy[r * out + j];

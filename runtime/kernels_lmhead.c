@@ -11,11 +11,11 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
+#include "threads.h"
 
-static void chunk_logits(const float *x, const float *w, int64_t c, int64_t d, int64_t vocab, float *z) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c, (int)vocab, (int)d, 1.0f, x, (int)d, w, (int)d,
-                0.0f, z, (int)vocab);
+static void chunk_logits(const float *x, const float *w, int64_t c, int64_t d, int64_t vocab, float *z,
+                         int threads) {
+    rl_gemm_rows(0, 1, c, vocab, d, x, d, w, d, 0.0f, z, vocab, threads);
 }
 
 void rl_lmhead_forward(const float *x, const float *w, int64_t rows, int64_t d, int64_t vocab,
@@ -25,7 +25,7 @@ void rl_lmhead_forward(const float *x, const float *w, int64_t rows, int64_t d, 
     if (chunk < 1) chunk = 1;
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
         int64_t c = rows - r0 < chunk ? rows - r0 : chunk;
-        chunk_logits(x + r0 * d, w, c, d, vocab, scratch);
+        chunk_logits(x + r0 * d, w, c, d, vocab, scratch, threads);
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < c; i++) {
             const int64_t r = r0 + i;
@@ -66,7 +66,7 @@ void rl_lmhead_backward(const float *x, const float *w, int64_t rows, int64_t d,
     if (chunk < 1) chunk = 1;
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
         int64_t c = rows - r0 < chunk ? rows - r0 : chunk;
-        chunk_logits(x + r0 * d, w, c, d, vocab, scratch);
+        chunk_logits(x + r0 * d, w, c, d, vocab, scratch, threads);
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < c; i++) {
             const int64_t r = r0 + i;
@@ -85,9 +85,7 @@ void rl_lmhead_backward(const float *x, const float *w, int64_t rows, int64_t d,
             }
             if (target[r] >= 0) z[target[r]] += gl;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c, (int)d, (int)vocab, 1.0f, scratch,
-                    (int)vocab, w, (int)d, 0.0f, dx + r0 * d, (int)d);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)vocab, (int)d, (int)c, 1.0f, scratch,
-                    (int)vocab, x + r0 * d, (int)d, 1.0f, dw, (int)d);
+        rl_gemm_rows(0, 0, c, d, vocab, scratch, vocab, w, d, 0.0f, dx + r0 * d, d, threads);
+        rl_gemm_rows(1, 0, vocab, d, c, scratch, vocab, x + r0 * d, d, 1.0f, dw, d, threads);
     }
 }

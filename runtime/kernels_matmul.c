@@ -1,12 +1,13 @@
-/* matmul and linear on top of OpenBLAS cblas_sgemm (row-major). The GEMM
- * itself is threaded by OpenBLAS, which (Debian's OpenMP build) shares
- * libgomp's pool with our own loops, so the two never oversubscribe. */
-#include <cblas.h>
+/* matmul and linear on top of OpenBLAS cblas_sgemm (row-major), through
+ * rl_gemm_rows (runtime/threads.h): the rows of C are split over our threads,
+ * one single-threaded OpenBLAS call each (Debian's OpenMP build shares
+ * libgomp's pool with our loops, so nothing oversubscribes). */
 #include <limits.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "kernels.h"
+#include "threads.h"
 
 int rl_kernel_dims_ok(const char *what, int64_t m, int64_t n, int64_t k, rl_error *err) {
     const int64_t d[3] = {m, n, k};
@@ -33,9 +34,8 @@ void rl_matmul_forward(float *c, const float *a, const float *b, int64_t m, int6
         if (!accumulate) memset(c, 0, (size_t)m * (size_t)n * sizeof(float));
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                (int)m, (int)n, (int)k, 1.0f, a, ld(trans_a ? m : k), b, ld(trans_b ? k : n),
-                accumulate ? 1.0f : 0.0f, c, ld(n));
+    rl_gemm_rows(trans_a, trans_b, m, n, k, a, ld(trans_a ? m : k), b, ld(trans_b ? k : n), accumulate ? 1.0f : 0.0f,
+                 c, ld(n), rl_get_threads());
 }
 
 void rl_matmul_backward(float *da, float *db, const float *dc, const float *a, const float *b,
@@ -44,19 +44,15 @@ void rl_matmul_backward(float *da, float *db, const float *dc, const float *a, c
     const int lda = ld(trans_a ? m : k), ldb = ld(trans_b ? k : n), ldc = ld(n);
     if (da) {
         if (!trans_a) /* dA[m,k] += dC[m,n] op(B)^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasNoTrans : CblasTrans, (int)m, (int)k,
-                        (int)n, 1.0f, dc, ldc, b, ldb, 1.0f, da, lda);
+            rl_gemm_rows(0, !trans_b, m, k, n, dc, ldc, b, ldb, 1.0f, da, lda, rl_get_threads());
         else /* A stored [k,m]: dA += op(B)[k,n] dC^T */
-            cblas_sgemm(CblasRowMajor, trans_b ? CblasTrans : CblasNoTrans, CblasTrans, (int)k, (int)m,
-                        (int)n, 1.0f, b, ldb, dc, ldc, 1.0f, da, lda);
+            rl_gemm_rows(trans_b, 1, k, m, n, b, ldb, dc, ldc, 1.0f, da, lda, rl_get_threads());
     }
     if (db) {
         if (!trans_b) /* dB[k,n] += op(A)^T dC */
-            cblas_sgemm(CblasRowMajor, trans_a ? CblasNoTrans : CblasTrans, CblasNoTrans, (int)k, (int)n,
-                        (int)m, 1.0f, a, lda, dc, ldc, 1.0f, db, ldb);
+            rl_gemm_rows(!trans_a, 0, k, n, m, a, lda, dc, ldc, 1.0f, db, ldb, rl_get_threads());
         else /* B stored [n,k]: dB += dC^T op(A) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, trans_a ? CblasTrans : CblasNoTrans, (int)n, (int)k,
-                        (int)m, 1.0f, dc, ldc, a, lda, 1.0f, db, ldb);
+            rl_gemm_rows(1, trans_a, n, k, m, dc, ldc, a, lda, 1.0f, db, ldb, rl_get_threads());
     }
 }
 

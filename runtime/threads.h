@@ -29,4 +29,17 @@ void rl_parallel_for(int64_t n, int threads, rl_range_fn fn, void *ctx);
  * items of uneven cost; fn is called with hi = lo + 1. */
 void rl_parallel_for_dynamic(int64_t n, int threads, rl_range_fn fn, void *ctx);
 
+/* cblas_sgemm (row-major, alpha 1) with the rows of C split into one
+ * contiguous slice per thread, each slice a single-threaded OpenBLAS call
+ * (OpenBLAS runs single-threaded inside a parallel region). Why: OpenBLAS's
+ * own level-3 threading synchronises its threads by spinning on
+ * sched_yield(), ~7000 system calls per training step of the tiny policy,
+ * expensive in a VM; a row split needs one fork/join. The same thread count
+ * gives the same bits; another count may round differently (OpenBLAS's edge
+ * tiles sum in another order, as with its own threading). trans_a: A is stored [K, M] (lda its row stride), else [M, K];
+ * likewise trans_b for B [N, K] / [K, N]. Products under ~4 MFLOP per
+ * thread stay one call. */
+void rl_gemm_rows(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads);
+
 #endif

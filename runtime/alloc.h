@@ -13,7 +13,8 @@ void *rl_realloc(void *p, size_t n);
 void  rl_free(void *p);
 char *rl_strdup(const char *s);
 
-/* Aligned allocation (64 bytes) for arenas and tensors; free with rl_free_aligned. */
+/* Aligned allocation (64 bytes; 2 MiB and transparent huge pages from 4 MiB up) for
+   arenas and tensors; free with rl_free_aligned. */
 void *rl_malloc_aligned(size_t n);
 void  rl_free_aligned(void *p);
 

@@ -14,6 +14,7 @@
 #include "qwen2.h"
 #include "qwen2_decode.h"
 #include "qwen2_panels.h"
+#include "simd.h"
 #include "threads.h"
 
 typedef struct dec_ws {
@@ -54,26 +55,6 @@ size_t rl_qwen2_decode_floats(const rl_qwen2_config *c, int64_t max_rows, int64_
     return total;
 }
 
-/* Vectors as wide as the target's registers (8 floats with AVX, else 4) for
-   the attention of a decoding step. */
-#ifdef __AVX__
-#define VW 8
-#else
-#define VW 4
-#endif
-typedef float v8f __attribute__((vector_size(VW * 4)));
-
-static inline v8f ld_f(const float *p) {
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline float hsum8(v8f v) {
-    float s = 0;
-    for (int i = 0; i < VW; i++) s += v[i];
-    return s;
-}
-
 /* Attention of one new token per sequence (a decoding step). The generic
  * kernel runs two GEMMs per head, and a GEMM with one row spends its time
  * packing the keys; here each query row dots the cached keys directly, and
@@ -101,13 +82,13 @@ static void attn_step_items(void *ctx, int64_t i0, int64_t i1, int slot) {
             const float *qh = a->q + sq->q_row * qs + h * hd;
             float *oh = a->o + sq->q_row * qs + h * hd;
             float mx = -INFINITY;
-            const int64_t hv = hd & ~(int64_t)(VW - 1);
+            const int64_t hv = hd & ~(int64_t)(RL_VW - 1);
             for (int64_t j = 0; j < nk; j++) {
                 const float *kj = kg + j * ks;
                 /* head_dim is short (32-128): whole vectors, one horizontal sum */
-                v8f av = {0};
-                for (int64_t i = 0; i < hv; i += VW) av += ld_f(qh + i) * ld_f(kj + i);
-                float dot = hsum8(av);
+                rl_vf av = {0};
+                for (int64_t i = 0; i < hv; i += RL_VW) av += rl_vload(qh + i) * rl_vload(kj + i);
+                float dot = rl_vsum(av);
                 for (int64_t i = hv; i < hd; i++) dot += qh[i] * kj[i];
                 P[j] = dot * scale;
                 mx = P[j] > mx ? P[j] : mx;

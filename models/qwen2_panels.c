@@ -5,49 +5,17 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "simd.h"
 #include "threads.h"
 
-/* The widest vectors the target has registers for, so no function passes a
-   vector wider than the ABI's registers (the kernels are inlined anyway). */
-#if defined(__AVX512F__)
-#define VW 16
-#elif defined(__AVX__)
-#define VW 8
-#else
-#define VW 4
-#endif
+#define VW RL_VW
 #define NV 4              /* vectors per panel row */
 #define PW (NV * VW)      /* outputs per panel */
 #define MR 4              /* rows per register tile: 4 x NV accumulators */
 
-typedef float vf __attribute__((vector_size(VW * 4)));
-typedef uint16_t vh __attribute__((vector_size(VW * 2)));
-typedef uint32_t vu __attribute__((vector_size(VW * 4)));
+typedef rl_vf vf;
 
 int64_t rl_qwen2_panel_width(void) { return PW; }
-
-static inline vf ld_f(const float *p) {
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void st_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
-/* c in every lane: one vbroadcastss (writing `(vf){0} + c` costs a scalar
-   add first, since adding +0 is not an identity for -0). */
-static inline vf bcast(float c) {
-    vf v;
-    for (int l = 0; l < VW; l++) v[l] = c;
-    return v;
-}
-/* bf16 is the high half of an f32: widen and shift. */
-static inline vf ld_h(const uint16_t *p) {
-    vh h;
-    memcpy(&h, p, sizeof h);
-    vu u = __builtin_convertvector(h, vu) << 16;
-    vf f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 static size_t panels_of(int64_t out) { return (size_t)((out + PW - 1) / PW); }
 static size_t packed_numel(int64_t out, int64_t in) { return panels_of(out) * (size_t)PW * (size_t)in; }
@@ -189,10 +157,10 @@ static inline __attribute__((always_inline)) void panel_tile(const float *x, int
     for (int64_t i = 0; i < in; i++) {
         vf w[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) w[v] = half ? ld_h(ph + i * PW + v * VW) : ld_f(pf + i * PW + v * VW);
+        for (int v = 0; v < NV; v++) w[v] = half ? rl_vload_bf16(ph + i * PW + v * VW) : rl_vload(pf + i * PW + v * VW);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
-            const vf xb = bcast(x[r * in + i]);
+            const vf xb = rl_vbcast(x[r * in + i]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) acc[r][v] += xb * w[v];
         }
@@ -244,13 +212,13 @@ static void linear_panels(void *ctx, int64_t p0, int64_t p1, int slot) {
                 if (nj == PW) {
                     for (int v = 0; v < NV; v++) {
                         vf s = acc[r][v];
-                        if (a->b) s += ld_f(a->b + j0 + v * VW);
-                        if (a->beta != 0.0f) s += ld_f(yr + v * VW);
-                        st_f(yr + v * VW, s);
+                        if (a->b) s += rl_vload(a->b + j0 + v * VW);
+                        if (a->beta != 0.0f) s += rl_vload(yr + v * VW);
+                        rl_vstore(yr + v * VW, s);
                     }
                 } else {
                     float t[PW];
-                    for (int v = 0; v < NV; v++) st_f(t + v * VW, acc[r][v]);
+                    for (int v = 0; v < NV; v++) rl_vstore(t + v * VW, acc[r][v]);
                     for (int64_t j = 0; j < nj; j++)
                         yr[j] = t[j] + (a->b ? a->b[j0 + j] : 0.0f) + (a->beta != 0.0f ? yr[j] : 0.0f);
                 }

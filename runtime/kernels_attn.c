@@ -20,39 +20,21 @@
 #include <math.h>
 #include <string.h>
 
+#include "simd.h"
 #include "threads.h"
 
-#if defined(__AVX512F__)
-#define VW 16
+#define VW RL_VW
+#if RL_VW >= 16
 #define NV_MAX 4  /* 32 vector registers: up to 16 accumulators */
 #define TR_WIDE 8 /* rows of a tile of at most 2 vectors */
-#elif defined(__AVX__)
-#define VW 8
-#define NV_MAX 2  /* 16 registers: 8 accumulators */
-#define TR_WIDE 4
 #else
-#define VW 4
-#define NV_MAX 2
+#define NV_MAX 2  /* 16 registers: 8 accumulators */
 #define TR_WIDE 4
 #endif
 #define TR_4V 4 /* rows of a tile of 4 vectors */
 #define MR 8    /* rows (queries, or keys) of a block in the drivers */
 
-typedef float vf __attribute__((vector_size(VW * 4)));
-
-static inline vf ld_v(const float *p) {
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void st_v(float *p, vf v) { memcpy(p, &v, sizeof v); }
-/* c in every lane: one vbroadcastss (writing `(vf){0} + c` costs a scalar
-   add first, since adding +0 is not an identity for -0). */
-static inline vf bcast(float c) {
-    vf v;
-    for (int l = 0; l < VW; l++) v[l] = c;
-    return v;
-}
+typedef rl_vf vf;
 
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
@@ -91,12 +73,12 @@ static inline __attribute__((always_inline)) void tile_v(int nr, int nv, int col
     for (int64_t t = 0; t < nt; t++) {
         vf x[NV_MAX];
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) x[v] = ld_v(X + t * ldx + v * VW);
+        for (int v = 0; v < nv; v++) x[v] = rl_vload(X + t * ldx + v * VW);
         /* colwise (sa = 1): the tile's coefficients of step t are adjacent */
         const float *ct = colwise ? C + t * st : C + t;
 #pragma GCC unroll 8
         for (int r = 0; r < nr; r++) {
-            const vf b = bcast(colwise ? ct[r] : ct[r * sa]);
+            const vf b = rl_vbcast(colwise ? ct[r] : ct[r * sa]);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++) a[r][v] += b * x[v];
         }
@@ -105,8 +87,8 @@ static inline __attribute__((always_inline)) void tile_v(int nr, int nv, int col
         for (int v = 0; v < nv; v++) {
             float *y = Y + r * ldy + v * VW;
             vf out = a[r][v] * alpha;
-            if (acc) out += ld_v(y);
-            st_v(y, out);
+            if (acc) out += rl_vload(y);
+            rl_vstore(y, out);
         }
 }
 

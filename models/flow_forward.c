@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "flow.h"
+#include "kernels.h"
 #include "kernels_flow.h"
 #include "threads.h"
 
@@ -82,15 +83,6 @@ static void carve_block(const rl_flow_config *c, int64_t n, float *base, int64_t
     (void)a;
 }
 
-/* Y[n, out] = X[n, in]·W^T + b (W is [out, in], torch layout). */
-static void linear(const float *X, int64_t n, int64_t in, const float *W, const float *b, int64_t out,
-                   float *Y) {
-    if (b) {
-        for (int64_t r = 0; r < n; r++) memcpy(Y + r * out, b, (size_t)out * sizeof(float));
-    }
-    rl_gemm_rows(0, 1, n, out, in, X, in, W, in, b ? 1.0f : 0.0f, Y, out, rl_get_threads());
-}
-
 /* dW += dY^T·X, db += column sums of dY, dX (+)= dY·W (beta 0 overwrites). */
 static void linear_backward(const float *X, int64_t n, int64_t in, const float *W, int64_t out,
                             const float *dY, const float *ones, float *dW, float *db, float *dX, float beta_x) {
@@ -125,9 +117,9 @@ static void embed_forward(const float *v, int64_t n, int64_t w, const float *W0,
     e->ids[n] = (float)U;
     int64_t rows = U ? U : n;
     rl_flow_sinusoid(U ? uv : v, rows, RL_FLOW_FREQ_DIM, e->emb);
-    linear(e->emb, rows, RL_FLOW_FREQ_DIM, W0, b0, w, e->a);
+    rl_linear_forward(e->a, e->emb, W0, b0, rows, RL_FLOW_FREQ_DIM, w);
     rl_flow_silu(e->a, e->s, rows * w);
-    if (U) linear(e->s, U, w, W2, b2, w, e->e);
+    if (U) rl_linear_forward(e->e, e->s, W2, b2, U, w, w);
 }
 
 /* y += this embedder's output (the per-row case adds s·W2^T; its bias is in
@@ -196,20 +188,20 @@ void rl_flow_forward(const rl_flow *f, int64_t n, const float *x, const float *t
     embed_add(&a.et, n, w, P + f->temb_w2, a.y);
     embed_add(&a.el, n, w, P + f->lemb_w2, a.y);
     rl_flow_silu(a.y, a.sy, n * w);
-    linear(a.sy, n, w, P + f->mod_w, P + f->mod_b, M, a.mod);
+    rl_linear_forward(a.mod, a.sy, P + f->mod_w, P + f->mod_b, n, w, M);
 
     block_acts b0;
     carve_block(cfg, n, actbuf, 0, &a, &b0);
-    linear(x, n, d, P + f->in_w, P + f->in_b, w, b0.xp);
+    rl_linear_forward(b0.xp, x, P + f->in_w, P + f->in_b, n, d, w);
     for (int64_t i = 0; i < K; i++) {
         const rl_flow_block *pb = &f->blocks[i];
         block_acts b;
         carve_block(cfg, n, actbuf, i, &a, &b);
         float *shift = a.mod + 3 * w * i, *scale = shift + w, *gate = shift + 2 * w;
         rl_flow_norm_modulate(b.xp, P + pb->norm_w, shift, scale, M, n, w, cfg->eps, b.rstd, b.hmod);
-        linear(b.hmod, n, w, P + pb->fc1_w, P + pb->fc1_b, w, b.a1);
+        rl_linear_forward(b.a1, b.hmod, P + pb->fc1_w, P + pb->fc1_b, n, w, w);
         rl_flow_silu(b.a1, b.s1, n * w);
-        linear(b.s1, n, w, P + pb->fc2_w, P + pb->fc2_b, w, b.h2);
+        rl_linear_forward(b.h2, b.s1, P + pb->fc2_w, P + pb->fc2_b, n, w, w);
         float *next = a.xp_final;
         if (i + 1 < K) {
             block_acts nb;
@@ -226,7 +218,7 @@ void rl_flow_forward(const rl_flow *f, int64_t n, const float *x, const float *t
     }
     float *shift = a.mod + 3 * w * K, *scale = shift + w;
     rl_flow_norm_modulate(a.xp_final, P + f->final_norm_w, shift, scale, M, n, w, cfg->eps, a.rstd_final, a.hf);
-    linear(a.hf, n, w, P + f->out_w, P + f->out_b, d, out);
+    rl_linear_forward(out, a.hf, P + f->out_w, P + f->out_b, n, w, d);
 }
 
 void rl_flow_backward(const rl_flow *f, int64_t n, const float *x, const float *t, const float *c,

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "alloc.h"
+#include "kernels.h"
 #include "qwen2.h"
 #include "qwen2_decode.h"
 #include "qwen2_panels.h"
@@ -128,18 +129,7 @@ static void linear(const rl_qwen2 *m, int bf16, const float *x, int64_t l, int w
         rl_panel_linear(x, pn, bf16, b, y, M, out, in, beta, threads);
         return;
     }
-    const float *W = m->params->data + w_off;
-    if (b) {
-        for (int64_t r = 0; r < M; r++) {
-            float *yr = y + r * out;
-            if (beta == 0.0f)
-                memcpy(yr, b, (size_t)out * sizeof(float));
-            else
-                for (int64_t j = 0; j < out; j++) yr[j] += b[j];
-        }
-        beta = 1.0f;
-    }
-    rl_gemm_rows(0, 1, M, out, in, x, in, W, in, beta, y, out, threads);
+    rl_linear_rows(y, x, m->params->data + w_off, b, M, in, out, beta != 0.0f, threads);
 }
 
 int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cache_rows, const int32_t *tokens,

@@ -31,6 +31,7 @@
 #include <omp.h>
 
 #include "alloc.h"
+#include "kernels.h"
 #include "qwen2.h"
 #include "threads.h"
 
@@ -353,17 +354,7 @@ const rl_attn_seq *rl_qwen2_seqs(const rl_qwen2 *m, const rl_qwen2_run *r, int64
 /* y[M,out] = beta*y + x[M,in] W[out,in]^T (+ bias) */
 static void lin_fwd(const float *x, const float *W, const float *bias, float *y, int64_t M, int64_t out,
                     int64_t in, float beta) {
-    if (bias) {
-        for (int64_t r = 0; r < M; r++) {
-            float *yr = y + r * out;
-            if (beta == 0.0f)
-                memcpy(yr, bias, (size_t)out * sizeof(float));
-            else
-                for (int64_t j = 0; j < out; j++) yr[j] += bias[j];
-        }
-        beta = 1.0f;
-    }
-    rl_gemm_rows(0, 1, M, out, in, x, in, W, in, beta, y, out, rl_get_threads());
+    rl_linear_rows(y, x, W, bias, M, in, out, beta != 0.0f, rl_get_threads());
 }
 
 /* dx[M,in] = beta*dx + dy[M,out] W[out,in] */
@@ -373,10 +364,7 @@ static void lin_dx(const float *dy, const float *W, float *dx, int64_t M, int64_
 
 /* dW[out,in] += dy[M,out]^T x[M,in]; db[out] += column sums of dy */
 static void lin_dw(const float *dy, const float *x, float *dW, float *db, int64_t M, int64_t out, int64_t in) {
-    rl_gemm_rows(1, 0, out, in, M, dy, out, x, in, 1.0f, dW, in, rl_get_threads());
-    if (db)
-        for (int64_t r = 0; r < M; r++)
-            for (int64_t j = 0; j < out; j++) db[j] += dy[r * out + j];
+    rl_linear_backward(NULL, dW, db, dy, x, NULL, M, in, out);
 }
 
 /* n = x * rstd * w, from the saved rstd (the norm's forward without the reduction) */

@@ -56,17 +56,32 @@ void rl_matmul_backward(float *da, float *db, const float *dc, const float *a, c
     }
 }
 
+void rl_linear_rows(float *out, const float *in, const float *w, const float *bias, int64_t n, int64_t c,
+                    int64_t oc, int accumulate, int threads) {
+    if (n == 0 || oc == 0) return;
+    /* Seed the output with the bias (or add it) and let the GEMM accumulate
+       onto it: one pass over out instead of a GEMM pass plus a bias pass.
+       Sequential on purpose: a memory-bound copy gains little from a second
+       thread, and an extra fork/join next to the GEMM measured slower on a
+       busy machine. */
+    if (bias)
+        for (int64_t r = 0; r < n; r++) {
+            float *o = out + r * oc;
+            if (accumulate)
+                for (int64_t j = 0; j < oc; j++) o[j] += bias[j];
+            else
+                memcpy(o, bias, (size_t)oc * sizeof(float));
+        }
+    if (c == 0) {
+        if (!accumulate && !bias) memset(out, 0, (size_t)n * (size_t)oc * sizeof(float));
+        return;
+    }
+    rl_gemm_rows(0, 1, n, oc, c, in, ld(c), w, ld(c), accumulate || bias ? 1.0f : 0.0f, out, ld(oc), threads);
+}
+
 void rl_linear_forward(float *out, const float *in, const float *w, const float *bias, int64_t n,
                        int64_t c, int64_t oc) {
-    if (n == 0 || oc == 0) return;
-    /* Seed the output with the bias and let the GEMM accumulate onto it: one
-       pass over out instead of a GEMM pass plus a bias pass. Sequential on
-       purpose: a memory-bound copy gains little from a second thread, and an
-       extra fork/join next to the GEMM measured slower on a busy machine. */
-    if (bias) {
-        for (int64_t r = 0; r < n; r++) memcpy(out + r * oc, bias, (size_t)oc * sizeof(float));
-    }
-    rl_matmul_forward(out, in, w, n, oc, c, 0, 1, bias != NULL);
+    rl_linear_rows(out, in, w, bias, n, c, oc, 0, rl_get_threads());
 }
 
 void rl_linear_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,

@@ -57,9 +57,10 @@ size_t rl_qwen2_decode_floats(const rl_qwen2_config *c, int64_t max_rows, int64_
 }
 
 /* Attention of one new token per sequence (a decoding step). The generic
- * kernel runs two GEMMs per head, and a GEMM with one row spends its time
- * packing the keys; here each query row dots the cached keys directly, and
- * the heads of a KV group share one pass over that group's keys and values. */
+ * kernel first transposes an item's keys, which for a single query costs as
+ * much as the products themselves; here each query row dots the cached keys
+ * directly, and the heads of a KV group share one pass over that group's
+ * keys and values. */
 typedef struct step_args {
     const float *q, *kc, *vc;
     float *o, *scratch;

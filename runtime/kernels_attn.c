@@ -1,7 +1,8 @@
 /* Causal grouped-query attention, forward and backward.
  *
- * Work is split over (sequence, KV head) items, dynamically scheduled; an
- * item handles the heads of its KV group one after the other in a per-thread
+ * Work is split over (sequence, KV head) items, in contiguous runs of about
+ * equal cost per thread (so a thread reads the rows it wrote in the
+ * row-split GEMMs around it); an item handles the heads of its KV group one after the other in a per-thread
  * scratch block, so each thread owns the rows it writes and results do not
  * depend on the thread count. Only the log-sum-exp per row and head is saved;
  * backward recomputes the probabilities.
@@ -290,6 +291,20 @@ static void forward_item(const attn_args *a, const rl_attn_seq *sq, int64_t g, f
     }
 }
 
+/* Work of one sequence for one KV head, in score entries: each query sees
+   the prefix, the cached keys and the own keys up to itself; the key
+   transposition adds one pass over the keys. */
+static double seq_cost(const rl_attn_seq *sq) {
+    const key_segs ksg = segs_of(sq);
+    const double seen = (double)(ksg.n[0] + sq->pos0), nq = (double)(sq->n_q > 0 ? sq->n_q : 0);
+    return nq * (seen + 0.5 * (nq + 1)) + (double)ksg.total;
+}
+
+static double forward_cost(const void *ctx, int64_t it) {
+    const attn_args *a = ctx;
+    return seq_cost(&a->seqs[it / a->dims.n_kv_heads]);
+}
+
 static void forward_items(void *ctx, int64_t i0, int64_t i1, int slot) {
     const attn_args *a = ctx;
     for (int64_t it = i0; it < i1; it++)
@@ -302,7 +317,7 @@ void rl_attn_forward(const float *q, const float *k, const float *v, float *o, f
     attn_args a = {.q = q, .k = k, .v = v, .out = o, .lse_out = lse, .scratch = scratch, .seqs = seqs,
                    .n_seqs = n_seqs, .dims = dims, .max_q = max_q < 1 ? 1 : max_q,
                    .ld = round_up(max_keys < 1 ? 1 : max_keys, VW)};
-    rl_parallel_for_dynamic(n_seqs * dims.n_kv_heads, clamp_threads(threads), forward_items, &a);
+    rl_parallel_for_balanced(n_seqs * dims.n_kv_heads, clamp_threads(threads), forward_cost, forward_items, &a);
 }
 
 /* ---- backward ------------------------------------------------------------------ */
@@ -350,6 +365,21 @@ static void backward_item(const attn_args *a, const rl_attn_seq *sq, int64_t g, 
     }
 }
 
+/* An owner's item also runs the sequences that follow it with its prefix;
+   a follower's own item does nothing. */
+static double backward_cost(const void *ctx, int64_t it) {
+    const attn_args *a = ctx;
+    const int64_t s0 = it / a->dims.n_kv_heads;
+    if (a->seqs[s0].n_pre > 0 && s0 > 0) return 0;
+    double c = 0;
+    int64_t s = s0;
+    do {
+        c += seq_cost(&a->seqs[s]);
+        s++;
+    } while (s < a->n_seqs && a->seqs[s].n_pre > 0);
+    return c;
+}
+
 static void backward_items(void *ctx, int64_t i0, int64_t i1, int slot) {
     const attn_args *a = ctx;
     const int64_t Hk = a->dims.n_kv_heads;
@@ -375,5 +405,5 @@ void rl_attn_backward(const float *q, const float *k, const float *v, const floa
     attn_args a = {.q = q, .k = k, .v = v, .o = o, .lse = lse, .dout = dout, .dq = dq, .dk = dk, .dv = dv,
                    .scratch = scratch, .seqs = seqs, .n_seqs = n_seqs, .dims = dims,
                    .max_q = max_q < 1 ? 1 : max_q, .ld = round_up(max_keys < 1 ? 1 : max_keys, VW)};
-    rl_parallel_for_dynamic(n_seqs * dims.n_kv_heads, clamp_threads(threads), backward_items, &a);
+    rl_parallel_for_balanced(n_seqs * dims.n_kv_heads, clamp_threads(threads), backward_cost, backward_items, &a);
 }

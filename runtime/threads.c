@@ -29,15 +29,47 @@ void rl_parallel_for(int64_t n, int threads, rl_range_fn fn, void *ctx) {
     }
 }
 
-void rl_parallel_for_dynamic(int64_t n, int threads, rl_range_fn fn, void *ctx) {
+/* The share of [lo, hi) of thread t: items whose cost midpoint lies in
+   [t, t + 1) * total / nt. Every thread computes its own cut from the same
+   sums, so the ranges meet exactly and no item is dropped or repeated. */
+static void balanced_range(int64_t n, int t, int nt, rl_cost_fn cost, const void *ctx, int64_t *lo,
+                           int64_t *hi) {
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) total += cost(ctx, i);
+    if (!(total > 0)) { /* nothing costs anything: split by count */
+        *lo = n * t / nt, *hi = n * (t + 1) / nt;
+        return;
+    }
+    double run = 0;
+    *lo = *hi = n;
+    int found_lo = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double c = cost(ctx, i);
+        int owner = (int)((run + 0.5 * c) * nt / total);
+        owner = owner >= nt ? nt - 1 : owner;
+        run += c;
+        if (owner >= t && !found_lo) *lo = i, found_lo = 1;
+        if (owner > t) {
+            *hi = i;
+            return;
+        }
+    }
+}
+
+void rl_parallel_for_balanced(int64_t n, int threads, rl_cost_fn cost, rl_range_fn fn, void *ctx) {
     if (n <= 0) return;
     if (serial(n, threads)) {
-        for (int64_t i = 0; i < n; i++) fn(ctx, i, i + 1, 0);
+        fn(ctx, 0, n, 0);
         return;
     }
     if (threads > n) threads = (int)n;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int64_t i = 0; i < n; i++) fn(ctx, i, i + 1, omp_get_thread_num());
+#pragma omp parallel num_threads(threads)
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t lo, hi;
+        balanced_range(n, t, nt, cost, ctx, &lo, &hi);
+        if (lo < hi) fn(ctx, lo, hi, t);
+    }
 }
 
 typedef struct gemm_job {

@@ -480,11 +480,12 @@ int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glo
         layer_saved s;
         layer_at(c, r->max_rows, k.layers, l, &s);
         const float *x = k.res + l * M * d;
-        /* MLP: y = x2 + swiglu(g, u) Wd^T */
-        rl_swiglu_forward(s.g, s.u, k.b_m, M * Fi, nt);
+        /* MLP: y = x2 + swiglu(g, u) Wd^T. dm goes into b_dg, which the
+           SwiGLU backward overwrites with dg in place while it recomputes
+           m (for Wd's gradient) from the same sigmoid. */
+        lin_dx(k.b_dres, P + o->wd, k.b_dg, M, d, Fi, 0.0f);
+        rl_swiglu_backward(s.g, s.u, k.b_dg, k.b_dg, k.b_du, pg ? k.b_m : NULL, M * Fi, nt);
         LIN_DW(k.b_dres, k.b_m, o->wd, (size_t)-1, M, d, Fi);
-        lin_dx(k.b_dres, P + o->wd, k.b_m, M, d, Fi, 0.0f); /* b_m now holds dm */
-        rl_swiglu_backward(s.g, s.u, k.b_m, k.b_dg, k.b_du, M * Fi, nt);
         renorm(s.x2, s.rstd2, P + o->ln2, k.b_n, M, d);
         LIN_DW(k.b_dg, k.b_n, o->wg, (size_t)-1, M, Fi, d);
         LIN_DW(k.b_du, k.b_n, o->wu, (size_t)-1, M, Fi, d);

@@ -90,9 +90,12 @@ void rl_rope_table(float *cos_t, float *sin_t, int64_t n_pos, int64_t head_dim, 
 void rl_rope_apply(float *x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t *pos,
                    const float *cos_t, const float *sin_t, int inverse, int threads);
 
-/* SwiGLU: m = silu(g) * u over n elements; backward writes dg, du. */
+/* SwiGLU: m = silu(g) * u over n elements; backward writes dg, du and, when
+ * m is not NULL, the forward's m as well (a model that recomputes m for its
+ * weight gradient gets it from the same sigmoid). dm may be the same array
+ * as dg (read before written, element by element). */
 void rl_swiglu_forward(const float *g, const float *u, float *m, int64_t n, int threads);
-void rl_swiglu_backward(const float *g, const float *u, const float *dm, float *dg, float *du, int64_t n,
+void rl_swiglu_backward(const float *g, const float *u, const float *dm, float *dg, float *du, float *m, int64_t n,
                         int threads);
 
 /* Fused LM head. x [rows, d], w [vocab, d]; target[r] in [0, vocab) or -1

@@ -107,11 +107,19 @@ static void test_swiglu(void) {
     rl_test_fill(su, SN, 8);
     rl_test_fill(sw, SN, 9);
     for (int i = 0; i < SN; i++) sg[i] *= 4.0f;
-    static float dg[SN], du[SN];
-    rl_swiglu_backward(sg, su, sw, dg, du, SN, 2);
+    static float dg[SN], du[SN], m[SN], dg2[SN], du2[SN];
+    rl_swiglu_backward(sg, su, sw, dg, du, NULL, SN, 2);
     double eg = rl_test_gradcheck(sg, SN, dg, swiglu_f, NULL, EPS, 0);
     double eu = rl_test_gradcheck(su, SN, du, swiglu_f, NULL, EPS, 0);
     CHECK_MSG(eg < TOL && eu < TOL, "swiglu rel err %g %g", eg, eu);
+    /* With m asked for: the forward's m, and the same gradients with dm
+       passed in the dg array (in place, as the policy calls it). */
+    memcpy(dg2, sw, sizeof dg2);
+    rl_swiglu_backward(sg, su, dg2, dg2, du2, m, SN, 2);
+    rl_swiglu_forward(sg, su, sm, SN, 1);
+    CHECK_MSG(memcmp(m, sm, sizeof m) == 0, "swiglu backward's m differs from the forward's");
+    CHECK_MSG(memcmp(dg, dg2, sizeof dg) == 0 && memcmp(du, du2, sizeof du) == 0,
+              "swiglu backward with m and dm in place differs");
 }
 
 /* ---- fused LM head ----------------------------------------------------- */

@@ -215,8 +215,8 @@ int main(int argc, char **argv) {
     if (gen) return bench_generation(m, w, steps, 8, 16, 64, 0);
     const int threads = omp_get_max_threads();
     rl_qwen2_run r = {B * T, B, T, 0, threads, NULL, NULL, NULL};
-    r.chunk = ((int64_t)1 << 21) / c.vocab;
-    if (r.chunk > B * T) r.chunk = B * T;
+    r.chunk = ((int64_t)1 << 23) / c.vocab; /* as the policy node's default: 32 MB of logits, */
+    if (r.chunk > B * T + B) r.chunk = B * T + B; /* at most the LM-head rows (then kept, not recomputed) */
     rl_qwen2_ws_bytes wb;
     if (rl_qwen2_ws_size(&c, B * T, B, T, r.chunk, threads, &wb, &err)) {
         fprintf(stderr, "bench_policy: %s\n", err.msg);

@@ -43,7 +43,8 @@ typedef struct layer_saved {
 
 typedef struct carve {
     /* saved */
-    int64_t *hdr;               /* [0] rows M, [1] seqs, [2] extra LM-head rows X, [3] batch rows */
+    int64_t *hdr;               /* [0] rows M, [1] seqs, [2] extra LM-head rows X, [3] batch rows,
+                                   [4] 1 while the kept logits are the forward's (keep_logits) */
     rl_attn_seq *seqs;          /* [2 S]: with sharing, a prompt plus its responses */
     int32_t *batch_row, *tok, *tgt, *pos;
     rl_qwen2_row *rowmap;       /* [S]: where each batch row's positions live */
@@ -54,6 +55,8 @@ typedef struct carve {
     layer_saved *L;             /* not carved: filled per layer by layer_at() */
     float *layers;              /* N x per-layer block */
     float *rstdf, *nf, *logp, *ent, *lse; /* nf, logp, ent, lse (and tgt): M + S LM-head rows */
+    int keep_logits;            /* one LM-head chunk holds every row: it is saved (f_chunk =
+                                   b_chunk), and backward skips recomputing the logits */
     /* forward scratch */
     float *f_n, *f_m, *f_attn, *f_chunk;
     /* backward scratch */
@@ -120,7 +123,7 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     size_t chunkf = (size_t)chunk * (size_t)c->vocab;
     cursor s = {saved, 0, 0};
     const int64_t LM = M + S; /* LM-head rows: packed rows plus at most one extra per batch row */
-    k->hdr = take(&s, 4, 8);
+    k->hdr = take(&s, 5, 8);
     k->seqs = take(&s, (size_t)(2 * S), sizeof(rl_attn_seq));
     k->batch_row = take(&s, (size_t)(2 * S), 4);
     k->rowmap = take(&s, (size_t)S, sizeof(rl_qwen2_row));
@@ -139,11 +142,15 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     k->logp = take(&s, (size_t)LM, 4);
     k->ent = take(&s, (size_t)LM, 4);
     k->lse = take(&s, (size_t)LM, 4);
+    /* Keeping the logits costs [LM, vocab] between forward and backward, but
+       frees the chunk in both scratch blocks; only when one chunk is all. */
+    k->keep_logits = !fwd_only && LM <= chunk;
+    if (k->keep_logits) k->f_chunk = k->b_chunk = take(&s, chunkf, 4);
     cursor f = {fwd, 0, 0};
     k->f_n = take(&f, (size_t)(M * d), 4);
     k->f_m = take(&f, (size_t)(M * Fi), 4);
     k->f_attn = take(&f, attn, 4);
-    k->f_chunk = take(&f, chunkf, 4);
+    if (!k->keep_logits) k->f_chunk = take(&f, chunkf, 4);
     cursor b = {bwd, 0, 0};
     if (fwd_only) goto done;
     k->b_dres = take(&b, (size_t)(M * d), 4);
@@ -157,7 +164,7 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     k->b_du = take(&b, (size_t)(M * Fi), 4);
     k->b_m = take(&b, (size_t)(M * Fi), 4);
     k->b_attn = take(&b, attn, 4);
-    k->b_chunk = take(&b, chunkf, 4);
+    if (!k->keep_logits) k->b_chunk = take(&b, chunkf, 4);
     k->b_sink = take(&b, (size_t)d, 4);
 done:
     if (s.overflow || f.overflow || b.overflow) return -1;
@@ -238,6 +245,7 @@ static void finish_pack(carve *k, int64_t rows, int64_t ns, int64_t nx, int64_t 
     k->hdr[1] = ns;
     k->hdr[2] = nx;
     k->hdr[3] = B;
+    k->hdr[4] = 0; /* new rows: no logits of theirs yet */
 }
 
 static int capacity(const rl_qwen2_run *r, int64_t rows, int64_t add, rl_error *err) {
@@ -434,6 +442,7 @@ int rl_qwen2_forward(const rl_qwen2 *m, const rl_qwen2_run *r, rl_error *err) {
         memcpy(k.nf + (M + e) * d, k.nf + (int64_t)k.ex_src[e] * d, (size_t)d * sizeof(float));
     rl_lmhead_forward(k.nf, P + m->off_head, M + X, d, c->vocab, k.tgt, r->chunk, k.f_chunk, k.logp, k.ent, k.lse,
                       nt);
+    k.hdr[4] = k.keep_logits;
     return 0;
 }
 
@@ -464,8 +473,10 @@ int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glo
         memset(G + m->off_head, 0, (size_t)(c->vocab * d) * sizeof(float));
     }
     const int64_t X = k.hdr[2];
-    rl_lmhead_backward(k.nf, P + m->off_head, M + X, d, c->vocab, k.tgt, r->chunk, k.b_chunk, k.lse, k.ent, glogp,
-                       gent, k.b_dn, G + m->off_head, nt);
+    /* The kept logits serve one backward: it overwrites them. */
+    rl_lmhead_backward(k.nf, P + m->off_head, M + X, d, c->vocab, k.tgt, r->chunk, k.b_chunk, k.hdr[4] != 0, k.lse,
+                       k.ent, glogp, gent, k.b_dn, G + m->off_head, nt);
+    k.hdr[4] = 0;
     /* An extra row is a copy of a prompt's last row: its gradient goes back
        there (in row order: a fixed summation order). */
     for (int64_t e = 0; e < X; e++) {

@@ -136,7 +136,10 @@ static int policy_infer(rl_node *n, rl_error *err) {
     if (n->src[IN_PROMPT_LEN] && n->in[IN_PROMPT_LEN].shape.dim[0] != B)
         return rl_node_fail(n, err, "input 'prompt_len' has shape %s, expected [%lld]",
                             rl_shape_str(&n->in[IN_PROMPT_LEN].shape, buf, sizeof buf), (long long)B);
-    if (chunk > rows) chunk = rows;
+    /* At most the LM-head rows: the packed rows plus, with shared prompts,
+       one extra row per batch row. A chunk that holds them all is kept from
+       forward to backward instead of recomputed. */
+    if (chunk > rows + B) chunk = rows + B;
     s->run = (rl_qwen2_run){rows, B, T, chunk, omp_get_max_threads(), NULL, NULL, NULL};
     /* Without a backward nothing outlives the forward: one layer slot of
        activations, all of it forward scratch, and no backward scratch. */

@@ -106,10 +106,13 @@ void rl_lmhead_forward(const float *x, const float *w, int64_t rows, int64_t d, 
                        const int32_t *target, int64_t chunk, float *scratch, float *logp, float *ent,
                        float *lse, int threads);
 /* Backward from glogp / gent [rows] (either NULL = no gradient): dx [rows, d]
- * is WRITTEN, dw [vocab, d] ACCUMULATED. Recomputes logits per chunk. */
+ * is WRITTEN, dw [vocab, d] ACCUMULATED. Recomputes logits per chunk, except
+ * with logits_kept when rows <= chunk: scratch then still holds the logits
+ * the forward left there (same x, w, rows). scratch is overwritten either
+ * way, so the kept logits serve one backward. */
 void rl_lmhead_backward(const float *x, const float *w, int64_t rows, int64_t d, int64_t vocab,
-                        const int32_t *target, int64_t chunk, float *scratch, const float *lse,
-                        const float *ent, const float *glogp, const float *gent, float *dx, float *dw,
-                        int threads);
+                        const int32_t *target, int64_t chunk, float *scratch, int logits_kept,
+                        const float *lse, const float *ent, const float *glogp, const float *gent, float *dx,
+                        float *dw, int threads);
 
 #endif

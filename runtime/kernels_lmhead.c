@@ -1,7 +1,9 @@
 /* Fused LM head: logits of `chunk` rows at a time (one GEMM), then per row
  * the log-sum-exp, the target's log-probability and the full-vocabulary
  * entropy. Backward recomputes the chunk's logits instead of keeping
- * [rows, vocab] alive: only lse and entropy per row are saved.
+ * [rows, vocab] alive: only lse and entropy per row are saved. When one
+ * chunk holds every row, a caller may keep that chunk from the forward to
+ * the backward and skip the recomputation (logits_kept).
  *
  * With p = softmax(z), H = -sum p log p:
  *   d logp_t / dz_j = [j == t] - p_j
@@ -59,14 +61,14 @@ void rl_lmhead_forward(const float *x, const float *w, int64_t rows, int64_t d, 
 }
 
 void rl_lmhead_backward(const float *x, const float *w, int64_t rows, int64_t d, int64_t vocab,
-                        const int32_t *target, int64_t chunk, float *scratch, const float *lse,
-                        const float *ent, const float *glogp, const float *gent, float *dx, float *dw,
-                        int threads) {
+                        const int32_t *target, int64_t chunk, float *scratch, int logits_kept,
+                        const float *lse, const float *ent, const float *glogp, const float *gent, float *dx,
+                        float *dw, int threads) {
     if (threads < 1) threads = 1;
     if (chunk < 1) chunk = 1;
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
         int64_t c = rows - r0 < chunk ? rows - r0 : chunk;
-        chunk_logits(x + r0 * d, w, c, d, vocab, scratch, threads);
+        if (!(logits_kept && rows <= chunk)) chunk_logits(x + r0 * d, w, c, d, vocab, scratch, threads);
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < c; i++) {
             const int64_t r = r0 + i;

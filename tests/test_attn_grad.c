@@ -162,7 +162,7 @@ static void test_lmhead(void) {
     }
     static float dx[LR * LD], dw[LV * LD];
     memset(dw, 0, sizeof dw);
-    rl_lmhead_backward(lx, lw, LR, LD, LV, ltgt, lchunk, lscr, llse, lent, lcoef, lcoef + LR, dx, dw, 2);
+    rl_lmhead_backward(lx, lw, LR, LD, LV, ltgt, lchunk, lscr, 0, llse, lent, lcoef, lcoef + LR, dx, dw, 2);
     double ex = rl_test_gradcheck(lx, LR * LD, dx, lm_f, NULL, EPS, 0);
     double ew = rl_test_gradcheck(lw, LV * LD, dw, lm_f, NULL, EPS, 0);
     CHECK_MSG(ex < TOL, "lm head dx rel err %g", ex);
@@ -171,7 +171,7 @@ static void test_lmhead(void) {
     /* Only the entropy gradient (logp grad absent). */
     memset(dw, 0, sizeof dw);
     lm_f(NULL);
-    rl_lmhead_backward(lx, lw, LR, LD, LV, ltgt, lchunk, lscr, llse, lent, NULL, lcoef + LR, dx, dw, 2);
+    rl_lmhead_backward(lx, lw, LR, LD, LV, ltgt, lchunk, lscr, 0, llse, lent, NULL, lcoef + LR, dx, dw, 2);
     float saved[LR];
     memcpy(saved, lcoef, sizeof saved);
     memset(lcoef, 0, sizeof saved);
@@ -190,6 +190,17 @@ static void test_lmhead(void) {
     double d = 0;
     for (int r = 0; r < LR; r++) d = fmax(d, fmax(fabs(lp1[r] - llogp[r]), fabs(en1[r] - lent[r])));
     CHECK_MSG(d < 1e-5, "chunked LM head differs by %g", d);
+
+    /* One chunk for all rows: a backward from the logits the forward left in
+       scratch gives the same bits as one that recomputes them. */
+    static float dx2[LR * LD], dw2[LV * LD];
+    memset(dw, 0, sizeof dw);
+    memset(dw2, 0, sizeof dw2);
+    lm_f(NULL); /* lchunk = LR: the scratch now holds every row's logits */
+    rl_lmhead_backward(lx, lw, LR, LD, LV, ltgt, lchunk, lscr, 1, llse, lent, lcoef, lcoef + LR, dx2, dw2, 2);
+    rl_lmhead_backward(lx, lw, LR, LD, LV, ltgt, lchunk, lscr, 0, llse, lent, lcoef, lcoef + LR, dx, dw, 2);
+    CHECK_MSG(memcmp(dx, dx2, sizeof dx) == 0 && memcmp(dw, dw2, sizeof dw) == 0,
+              "LM head backward from kept logits differs from the recomputing one");
     lchunk = 3;
 }
 

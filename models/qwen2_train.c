@@ -62,6 +62,7 @@ typedef struct carve {
     /* backward scratch */
     float *b_dres, *b_dn, *b_n, *b_dq, *b_dk, *b_dv, *b_do, *b_dg, *b_du, *b_m, *b_attn, *b_chunk;
     float *b_sink;              /* [d]: norm-weight gradients nobody wants (no_param_grad) */
+    float *b_wgrad;             /* per-thread partial weight gradients (rl_gemm_wgrad) */
     size_t saved_bytes, fwd_bytes, bwd_bytes;
 } carve;
 
@@ -166,6 +167,7 @@ static int do_carve(const rl_qwen2_config *c, int64_t M, int64_t S, int64_t Tm, 
     k->b_attn = take(&b, attn, 4);
     if (!k->keep_logits) k->b_chunk = take(&b, chunkf, 4);
     k->b_sink = take(&b, (size_t)d, 4);
+    k->b_wgrad = take(&b, rl_gemm_wgrad_scratch_floats(qd > Fi ? qd : Fi, d, threads), 4);
 done:
     if (s.overflow || f.overflow || b.overflow) return -1;
     k->saved_bytes = s.off;
@@ -370,9 +372,11 @@ static void lin_dx(const float *dy, const float *W, float *dx, int64_t M, int64_
     rl_gemm_rows(0, 0, M, in, out, dy, out, W, in, beta, dx, in, rl_get_threads());
 }
 
-/* dW[out,in] += dy[M,out]^T x[M,in]; db[out] += column sums of dy */
-static void lin_dw(const float *dy, const float *x, float *dW, float *db, int64_t M, int64_t out, int64_t in) {
-    rl_linear_backward(NULL, dW, db, dy, x, NULL, M, in, out);
+/* dW[out,in] += dy[M,out]^T x[M,in]; db[out] += column sums of dy; the
+   tokens split over the threads, partials in scratch (rl_gemm_wgrad) */
+static void lin_dw(const float *dy, const float *x, float *dW, float *db, int64_t M, int64_t out, int64_t in,
+                   float *partial, int nt) {
+    rl_gemm_wgrad(out, in, M, dy, x, dW, db, partial, nt);
 }
 
 /* n = x * rstd * w, from the saved rstd (the norm's forward without the reduction) */
@@ -465,7 +469,7 @@ int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glo
     const int nt = run_threads(r);
 #define NORM_DW(off) (pg ? pg + (off) : k.b_sink)
 #define LIN_DW(dy, x, wo, bo, Mr, out, in) \
-    do { if (pg) lin_dw(dy, x, pg + (wo), (bo) == (size_t)-1 ? NULL : pg + (bo), Mr, out, in); } while (0)
+    do { if (pg) lin_dw(dy, x, pg + (wo), (bo) == (size_t)-1 ? NULL : pg + (bo), Mr, out, in, k.b_wgrad, nt); } while (0)
     if (!pg) {
         /* The LM-head kernel always accumulates its weight gradient; point it
            at this untrained set's own gradient (which no optimizer reads or

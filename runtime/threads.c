@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <string.h>
 
 void rl_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
@@ -100,4 +101,46 @@ void rl_gemm_rows(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, con
         rl_parallel_for(M, threads, gemm_rows_range, &j);
     else
         gemm_slice(&j, 0, M);
+}
+
+size_t rl_gemm_wgrad_scratch_floats(int64_t out, int64_t in, int threads) {
+    return threads > 1 && out > 0 && in > 0 ? (size_t)(threads - 1) * (size_t)out * (size_t)in : 0;
+}
+
+static void bias_sums(const float *dy, int64_t K, int64_t out, float *db, int64_t c0, int64_t c1) {
+    for (int64_t r = 0; r < K; r++) {
+        const float *g = dy + r * out;
+        for (int64_t j = c0; j < c1; j++) db[j] += g[j];
+    }
+}
+
+void rl_gemm_wgrad(int64_t out, int64_t in, int64_t K, const float *dy, const float *x, float *dw, float *db,
+                   float *partial, int threads) {
+    if (out <= 0 || in <= 0 || K <= 0) return;
+    const double flops = 2.0 * (double)out * (double)in * (double)K;
+    if (!partial || threads <= 1 || flops < 4e6 * threads || K < 64 * threads || omp_in_parallel()) {
+        rl_gemm_rows(1, 0, out, in, K, dy, out, x, in, 1.0f, dw, in, threads);
+        if (db) bias_sums(dy, K, out, db, 0, out);
+        return;
+    }
+    const size_t size = (size_t)out * (size_t)in;
+#pragma omp parallel num_threads(threads)
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t k0 = K * t / nt, k1 = K * (t + 1) / nt;
+        float *dst = t == 0 ? dw : partial + (size_t)(t - 1) * size;
+        if (k1 > k0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)(k1 - k0), 1.0f,
+                        dy + k0 * out, (int)out, x + k0 * in, (int)in, t == 0 ? 1.0f : 0.0f, dst, (int)in);
+        else if (t > 0)
+            memset(dst, 0, size * sizeof(float));
+        if (db) bias_sums(dy, K, out, db, out * t / nt, out * (t + 1) / nt);
+#pragma omp barrier
+        const size_t e0 = size * (size_t)t / (size_t)nt, e1 = size * (size_t)(t + 1) / (size_t)nt;
+        for (int u = 1; u < nt; u++) {
+            const float *p = partial + (size_t)(u - 1) * size;
+#pragma omp simd
+            for (size_t e = e0; e < e1; e++) dw[e] += p[e];
+        }
+    }
 }

@@ -4,6 +4,7 @@
 #ifndef RL_THREADS_H
 #define RL_THREADS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* n <= 0 means the number of available processors. */
@@ -50,5 +51,21 @@ void rl_parallel_for_balanced(int64_t n, int threads, rl_cost_fn cost, rl_range_
  * thread stay one call. */
 void rl_gemm_rows(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads);
+
+/* Weight gradient of a linear layer y = x W^T + b over K rows (tokens):
+ * dW[out, in] += dy[K, out]^T x[K, in], and db[out] += the column sums of dy
+ * when db is not NULL. The K rows are split over the threads rather than
+ * the rows of dW: thread t multiplies its own slice of tokens, the rows the
+ * row-split kernels before it left in its core's cache (a dW-row split
+ * makes every thread read every token, half of them from the other core),
+ * into a partial (thread 0's straight into dW), and the partials are then
+ * added into dW in thread order, the elements split over the threads. The
+ * bias sums split the columns, each summed over the rows in order (the same
+ * bits on any thread count). partial holds rl_gemm_wgrad_scratch_floats()
+ * floats; with NULL, or work too small to split, it is one rl_gemm_rows
+ * call. The same thread count gives the same bits. */
+size_t rl_gemm_wgrad_scratch_floats(int64_t out, int64_t in, int threads);
+void rl_gemm_wgrad(int64_t out, int64_t in, int64_t K, const float *dy, const float *x, float *dw, float *db,
+                   float *partial, int threads);
 
 #endif

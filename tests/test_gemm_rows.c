@@ -5,7 +5,8 @@
  * reference (relative to the sum of |terms|), the same bits on a repeated
  * call, and the padding past each row untouched. (Bits may differ between
  * thread counts: OpenBLAS's edge-tile kernels sum in another order than its
- * full tiles, and the split moves the edges.) */
+ * full tiles, and the split moves the edges.) Also rl_gemm_wgrad, the
+ * token-split weight gradient, likewise plus its bias sums. */
 #include <math.h>
 #include <string.h>
 
@@ -55,6 +56,62 @@ static void check(int ta, int tb, int64_t M, int64_t N, int64_t K, float beta) {
     rl_free(ref);
 }
 
+/* rl_gemm_wgrad: dW += dy^T x and db += column sums of dy, with the tokens
+   split over threads; against a double reference, the same bits on a
+   repeated call, and db the same bits on any thread count. */
+static void check_wgrad(int64_t out, int64_t in, int64_t K, int with_partial) {
+    const size_t yn = (size_t)(K * out), xn = (size_t)(K * in), wn = (size_t)(out * in);
+    float *dy = rl_malloc(yn * 4), *x = rl_malloc(xn * 4), *w0 = rl_malloc(wn * 4), *w = rl_malloc(wn * 4),
+          *w2 = rl_malloc(wn * 4), *b0 = rl_malloc((size_t)out * 4), *b = rl_malloc((size_t)out * 4),
+          *b1 = rl_malloc((size_t)out * 4), *b2 = rl_malloc((size_t)out * 4);
+    float *partial = rl_malloc((rl_gemm_wgrad_scratch_floats(out, in, 3) + 1) * 4);
+    rl_test_fill(dy, yn, 11 + (uint64_t)K);
+    rl_test_fill(x, xn, 12 + (uint64_t)in);
+    rl_test_fill(w0, wn, 13 + (uint64_t)out);
+    rl_test_fill(b0, (size_t)out, 14);
+    for (int threads = 1; threads <= 3; threads++) {
+        float *scr = with_partial ? partial : NULL;
+        memcpy(w, w0, wn * 4);
+        memcpy(b, b0, (size_t)out * 4);
+        rl_gemm_wgrad(out, in, K, dy, x, w, b, scr, threads);
+        double worst = 0, worst_b = 0;
+        for (int64_t o = 0; o < out; o++) {
+            for (int64_t i = 0; i < in; i++) {
+                double s = w0[o * in + i], mag = fabs(s);
+                for (int64_t k = 0; k < K; k++) {
+                    const double p = (double)dy[k * out + o] * x[k * in + i];
+                    s += p;
+                    mag += fabs(p);
+                }
+                worst = fmax(worst, fabs(s - w[o * in + i]) / (mag + 1e-30));
+            }
+            double s = b0[o], mag = fabs(s);
+            for (int64_t k = 0; k < K; k++) s += dy[k * out + o], mag += fabs(dy[k * out + o]);
+            worst_b = fmax(worst_b, fabs(s - b[o]) / (mag + 1e-30));
+        }
+        CHECK_MSG(worst < 1e-5 && worst_b < 1e-6, "wgrad %lldx%lld over %lld rows, %d threads%s: off by %g / %g",
+                  (long long)out, (long long)in, (long long)K, threads, with_partial ? "" : " (no scratch)", worst,
+                  worst_b);
+        memcpy(w2, w0, wn * 4);
+        memcpy(b2, b0, (size_t)out * 4);
+        rl_gemm_wgrad(out, in, K, dy, x, w2, b2, scr, threads);
+        CHECK_MSG(memcmp(w, w2, wn * 4) == 0, "wgrad %lldx%lld, %d threads: a repeated call differs", (long long)out,
+                  (long long)in, threads);
+        if (threads == 1) memcpy(b1, b, (size_t)out * 4);
+        CHECK_MSG(memcmp(b, b1, (size_t)out * 4) == 0, "wgrad bias sums on %d threads differ from 1 thread", threads);
+    }
+    rl_free(dy);
+    rl_free(x);
+    rl_free(w0);
+    rl_free(w);
+    rl_free(w2);
+    rl_free(b0);
+    rl_free(b);
+    rl_free(b1);
+    rl_free(b2);
+    rl_free(partial);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) rl_test_set_source_dir(argv[1]);
     const int64_t sizes[][3] = {{5, 7, 3}, {37, 19, 11}, {300, 130, 70}, {517, 64, 96}, {64, 200, 517}};
@@ -62,5 +119,10 @@ int main(int argc, char **argv) {
         for (int tb = 0; tb <= 1; tb++)
             for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
                 for (int b = 0; b <= 1; b++) check(ta, tb, sizes[s][0], sizes[s][1], sizes[s][2], (float)b);
+    /* below the split threshold, above it, uneven slices, more threads than
+       a slice's worth of rows */
+    const int64_t wsizes[][3] = {{5, 7, 9}, {64, 128, 700}, {37, 130, 1001}, {128, 96, 2048}, {3, 500, 4000}};
+    for (size_t s = 0; s < sizeof wsizes / sizeof wsizes[0]; s++)
+        for (int p = 0; p <= 1; p++) check_wgrad(wsizes[s][0], wsizes[s][1], wsizes[s][2], p);
     return rl_test_finish("test_gemm_rows");
 }

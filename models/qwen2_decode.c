@@ -130,7 +130,7 @@ static void linear(const rl_qwen2 *m, int bf16, const float *x, int64_t l, int w
         rl_panel_linear(x, pn, bf16, b, y, M, out, in, beta, threads);
         return;
     }
-    rl_linear_rows(y, x, m->params->data + w_off, b, M, in, out, beta != 0.0f, threads);
+    rl_linear_rows(y, x, m->params->data + w_off, b, NULL, M, in, out, beta != 0.0f, threads);
 }
 
 int rl_qwen2_decode(const rl_qwen2 *m, float *kcache, float *vcache, int64_t cache_rows, const int32_t *tokens,

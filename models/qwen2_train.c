@@ -362,9 +362,10 @@ const rl_attn_seq *rl_qwen2_seqs(const rl_qwen2 *m, const rl_qwen2_run *r, int64
 }
 
 /* y[M,out] = beta*y + x[M,in] W[out,in]^T (+ bias) */
-static void lin_fwd(const float *x, const float *W, const float *bias, float *y, int64_t M, int64_t out,
-                    int64_t in, float beta) {
-    rl_linear_rows(y, x, W, bias, M, in, out, beta != 0.0f, rl_get_threads());
+/* y[M,out] = residual + x W^T + bias (residual, bias optional) */
+static void lin_fwd(const float *x, const float *W, const float *bias, const float *residual, float *y, int64_t M,
+                    int64_t out, int64_t in) {
+    rl_linear_rows(y, x, W, bias, residual, M, in, out, 0, rl_get_threads());
 }
 
 /* dx[M,in] = beta*dx + dy[M,out] W[out,in] */
@@ -425,20 +426,18 @@ int rl_qwen2_forward(const rl_qwen2 *m, const rl_qwen2_run *r, rl_error *err) {
         layer_at(c, r->max_rows, k.layers, r->forward_only ? 0 : l, &s);
         float *x = k.res + l * M * d, *y = k.res + (l + 1) * M * d;
         rl_qwen2_rmsnorm(x, P + o->ln1, k.f_n, s.rstd1, M, d, eps);
-        lin_fwd(k.f_n, P + o->wq, P + o->bq, s.q, M, qd, d, 0.0f);
-        lin_fwd(k.f_n, P + o->wk, P + o->bk, s.k, M, kd, d, 0.0f);
-        lin_fwd(k.f_n, P + o->wv, P + o->bv, s.v, M, kd, d, 0.0f);
+        lin_fwd(k.f_n, P + o->wq, P + o->bq, NULL, s.q, M, qd, d);
+        lin_fwd(k.f_n, P + o->wk, P + o->bk, NULL, s.k, M, kd, d);
+        lin_fwd(k.f_n, P + o->wv, P + o->bv, NULL, s.v, M, kd, d);
         rl_rope_apply(s.q, M, c->n_heads, c->head_dim, k.pos, k.cos_t, k.sin_t, 0, nt);
         rl_rope_apply(s.k, M, c->n_kv_heads, c->head_dim, k.pos, k.cos_t, k.sin_t, 0, nt);
         rl_attn_forward(s.q, s.k, s.v, s.o, s.lse, k.seqs, S, dims, r->max_len, r->max_len, k.f_attn, nt);
-        memcpy(s.x2, x, (size_t)(M * d) * sizeof(float));
-        lin_fwd(s.o, P + o->wo, NULL, s.x2, M, d, qd, 1.0f);
+        lin_fwd(s.o, P + o->wo, NULL, x, s.x2, M, d, qd); /* x2 = x + attn Wo^T */
         rl_qwen2_rmsnorm(s.x2, P + o->ln2, k.f_n, s.rstd2, M, d, eps);
-        lin_fwd(k.f_n, P + o->wg, NULL, s.g, M, Fi, d, 0.0f);
-        lin_fwd(k.f_n, P + o->wu, NULL, s.u, M, Fi, d, 0.0f);
+        lin_fwd(k.f_n, P + o->wg, NULL, NULL, s.g, M, Fi, d);
+        lin_fwd(k.f_n, P + o->wu, NULL, NULL, s.u, M, Fi, d);
         rl_swiglu_forward(s.g, s.u, k.f_m, M * Fi, nt);
-        memcpy(y, s.x2, (size_t)(M * d) * sizeof(float));
-        lin_fwd(k.f_m, P + o->wd, NULL, y, M, d, Fi, 1.0f);
+        lin_fwd(k.f_m, P + o->wd, NULL, s.x2, y, M, d, Fi); /* y = x2 + m Wd^T */
     }
     rl_qwen2_rmsnorm(k.res + c->n_layers * M * d, P + m->off_norm, k.nf, k.rstdf, M, d, eps);
     const int64_t X = k.hdr[2]; /* shared prompts: one row per response's first token */

@@ -44,10 +44,12 @@ void rl_matmul_backward(float *da, float *db, const float *dc, const float *a, c
 /* linear (torch/HF layout): out[N,OC] = in[N,C] · w[OC,C]^T + bias[OC]; bias may be NULL. */
 void rl_linear_forward(float *out, const float *in, const float *w, const float *bias, int64_t n,
                        int64_t c, int64_t oc);
-/* The same on `threads` threads (rows split, runtime/threads.h); accumulate
- * adds onto out (and the bias, if any) instead of writing it. */
-void rl_linear_rows(float *out, const float *in, const float *w, const float *bias, int64_t n, int64_t c,
-                    int64_t oc, int accumulate, int threads);
+/* The same on `threads` threads (rows split, runtime/threads.h), plus a
+ * residual [N,OC] when not NULL (out = residual + in·w^T + bias: the
+ * residual connection without a copy of its own); accumulate adds onto out
+ * instead of writing it. out must not overlap residual. */
+void rl_linear_rows(float *out, const float *in, const float *w, const float *bias, const float *residual,
+                    int64_t n, int64_t c, int64_t oc, int accumulate, int threads);
 /* din[N,C] += dout·w (din may be NULL); dw[OC,C] += dout^T·in; dbias[OC] += column sums of dout. */
 void rl_linear_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                         const float *w, int64_t n, int64_t c, int64_t oc);

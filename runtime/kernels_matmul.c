@@ -56,32 +56,55 @@ void rl_matmul_backward(float *da, float *db, const float *dc, const float *a, c
     }
 }
 
-void rl_linear_rows(float *out, const float *in, const float *w, const float *bias, int64_t n, int64_t c,
-                    int64_t oc, int accumulate, int threads) {
-    if (n == 0 || oc == 0) return;
-    /* Seed the output with the bias (or add it) and let the GEMM accumulate
-       onto it: one pass over out instead of a GEMM pass plus a bias pass.
-       Sequential on purpose: a memory-bound copy gains little from a second
-       thread, and an extra fork/join next to the GEMM measured slower on a
-       busy machine. */
-    if (bias)
-        for (int64_t r = 0; r < n; r++) {
-            float *o = out + r * oc;
-            if (accumulate)
-                for (int64_t j = 0; j < oc; j++) o[j] += bias[j];
+typedef struct seed_rows {
+    float *out;
+    const float *bias, *residual;
+    int64_t oc;
+    int accumulate;
+} seed_rows;
+
+/* Rows m0..m1 of out before the product: the residual and the bias copied
+   or added. On the thread that multiplies those rows next (the prologue of
+   rl_gemm_rows_prep): one pass over them instead of a GEMM pass plus a
+   bias pass, and no serial pass that moves every row through one core. */
+static void seed_range(void *ctx, int64_t m0, int64_t m1) {
+    const seed_rows *s = ctx;
+    const int64_t oc = s->oc;
+    for (int64_t r = m0; r < m1; r++) {
+        float *o = s->out + r * oc;
+        const float *res = s->residual ? s->residual + r * oc : NULL, *b = s->bias;
+        if (!s->accumulate) {
+            if (res && b)
+                for (int64_t j = 0; j < oc; j++) o[j] = res[j] + b[j];
+            else if (res || b)
+                memcpy(o, res ? res : b, (size_t)oc * sizeof(float));
             else
-                memcpy(o, bias, (size_t)oc * sizeof(float));
+                memset(o, 0, (size_t)oc * sizeof(float));
+        } else {
+            if (res)
+                for (int64_t j = 0; j < oc; j++) o[j] += res[j];
+            if (b)
+                for (int64_t j = 0; j < oc; j++) o[j] += b[j];
         }
-    if (c == 0) {
-        if (!accumulate && !bias) memset(out, 0, (size_t)n * (size_t)oc * sizeof(float));
+    }
+}
+
+void rl_linear_rows(float *out, const float *in, const float *w, const float *bias, const float *residual, int64_t n,
+                    int64_t c, int64_t oc, int accumulate, int threads) {
+    if (n == 0 || oc == 0) return;
+    seed_rows s = {out, bias, residual, oc, accumulate};
+    if (c == 0) { /* no product: only the seeding */
+        seed_range(&s, 0, n);
         return;
     }
-    rl_gemm_rows(0, 1, n, oc, c, in, ld(c), w, ld(c), accumulate || bias ? 1.0f : 0.0f, out, ld(oc), threads);
+    const int seeded = accumulate || bias || residual;
+    rl_gemm_rows_prep(0, 1, n, oc, c, in, ld(c), w, ld(c), seeded ? 1.0f : 0.0f, out, ld(oc), threads,
+                      seeded && !(accumulate && !bias && !residual) ? seed_range : NULL, &s);
 }
 
 void rl_linear_forward(float *out, const float *in, const float *w, const float *bias, int64_t n,
                        int64_t c, int64_t oc) {
-    rl_linear_rows(out, in, w, bias, n, c, oc, 0, rl_get_threads());
+    rl_linear_rows(out, in, w, bias, NULL, n, c, oc, 0, rl_get_threads());
 }
 
 void rl_linear_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,

@@ -78,9 +78,12 @@ typedef struct gemm_job {
     int64_t N, K, lda, ldb, ldc;
     const float *A, *B;
     float beta, *C;
+    rl_rows_fn prologue;
+    void *ctx;
 } gemm_job;
 
 static void gemm_slice(const gemm_job *j, int64_t m0, int64_t m1) {
+    if (j->prologue) j->prologue(j->ctx, m0, m1);
     const float *A = j->ta ? j->A + m0 : j->A + m0 * j->lda;
     cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, (int)(m1 - m0),
                 (int)j->N, (int)j->K, 1.0f, A, (int)j->lda, j->B, (int)j->ldb, j->beta, j->C + m0 * j->ldc,
@@ -94,8 +97,14 @@ static void gemm_rows_range(void *ctx, int64_t lo, int64_t hi, int slot) {
 
 void rl_gemm_rows(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads) {
+    rl_gemm_rows_prep(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, threads, NULL, NULL);
+}
+
+void rl_gemm_rows_prep(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads,
+                       rl_rows_fn prologue, void *ctx) {
     if (M <= 0 || N <= 0) return;
-    gemm_job j = {trans_a, trans_b, N, K, lda, ldb, ldc, A, B, beta, C};
+    gemm_job j = {trans_a, trans_b, N, K, lda, ldb, ldc, A, B, beta, C, prologue, ctx};
     const double flops = 2.0 * (double)M * (double)N * (double)K;
     if (threads > 1 && flops >= 4e6 * threads && M >= 8 * threads && !omp_in_parallel())
         rl_parallel_for(M, threads, gemm_rows_range, &j);

@@ -52,6 +52,16 @@ void rl_parallel_for_balanced(int64_t n, int threads, rl_cost_fn cost, rl_range_
 void rl_gemm_rows(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads);
 
+/* The same with a prologue: prologue(ctx, m0, m1) runs on the thread that
+ * then multiplies rows [m0, m1) of C, just before its product, to prepare
+ * those rows (seed a bias, copy a residual). Done as a serial pass instead,
+ * the rows would be pulled into one core's cache and back out by the other
+ * for its product. */
+typedef void (*rl_rows_fn)(void *ctx, int64_t m0, int64_t m1);
+void rl_gemm_rows_prep(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads,
+                       rl_rows_fn prologue, void *ctx);
+
 /* Weight gradient of a linear layer y = x W^T + b over K rows (tokens):
  * dW[out, in] += dy[K, out]^T x[K, in], and db[out] += the column sums of dy
  * when db is not NULL. The K rows are split over the threads rather than

@@ -6,11 +6,13 @@
  * call, and the padding past each row untouched. (Bits may differ between
  * thread counts: OpenBLAS's edge-tile kernels sum in another order than its
  * full tiles, and the split moves the edges.) Also rl_gemm_wgrad, the
- * token-split weight gradient, likewise plus its bias sums. */
+ * token-split weight gradient, likewise plus its bias sums, and
+ * rl_linear_rows's per-slice seeding (bias, residual, accumulate). */
 #include <math.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "kernels.h"
 #include "testlib.h"
 #include "threads.h"
 
@@ -112,6 +114,50 @@ static void check_wgrad(int64_t out, int64_t in, int64_t K, int with_partial) {
     rl_free(partial);
 }
 
+/* rl_linear_rows: out = [out if accumulate] + residual + in w^T + bias, for
+   every combination of bias, residual and accumulate (the seeding runs per
+   slice, on the thread that multiplies it), 1-3 threads, against a double
+   reference; also with no inner dimension (seeding only). */
+static void check_linear(int64_t n, int64_t c, int64_t oc) {
+    const size_t on = (size_t)(n * oc);
+    float *in = rl_malloc((size_t)(n * c + 1) * 4), *w = rl_malloc((size_t)(oc * c + 1) * 4),
+          *bias = rl_malloc((size_t)oc * 4), *res = rl_malloc(on * 4), *o0 = rl_malloc(on * 4),
+          *out = rl_malloc(on * 4);
+    rl_test_fill(in, (size_t)(n * c + 1), 21);
+    rl_test_fill(w, (size_t)(oc * c + 1), 22);
+    rl_test_fill(bias, (size_t)oc, 23);
+    rl_test_fill(res, on, 24);
+    rl_test_fill(o0, on, 25);
+    for (int combo = 0; combo < 8; combo++) {
+        const int with_bias = combo & 1, with_res = (combo >> 1) & 1, acc = (combo >> 2) & 1;
+        for (int threads = 1; threads <= 3; threads++) {
+            memcpy(out, o0, on * 4);
+            rl_linear_rows(out, in, w, with_bias ? bias : NULL, with_res ? res : NULL, n, c, oc, acc, threads);
+            double worst = 0;
+            for (int64_t r = 0; r < n; r++)
+                for (int64_t j = 0; j < oc; j++) {
+                    const double t0 = acc ? o0[r * oc + j] : 0.0, t1 = with_res ? res[r * oc + j] : 0.0,
+                                 t2 = with_bias ? bias[j] : 0.0;
+                    double s = t0 + t1 + t2, mag = fabs(t0) + fabs(t1) + fabs(t2);
+                    for (int64_t k = 0; k < c; k++) {
+                        const double p = (double)in[r * c + k] * w[j * c + k];
+                        s += p;
+                        mag += fabs(p);
+                    }
+                    worst = fmax(worst, fabs(s - out[r * oc + j]) / (mag + 1e-30));
+                }
+            CHECK_MSG(worst < 1e-5, "linear %lldx%lld->%lld bias %d residual %d accumulate %d, %d threads: off by %g",
+                      (long long)n, (long long)c, (long long)oc, with_bias, with_res, acc, threads, worst);
+        }
+    }
+    rl_free(in);
+    rl_free(w);
+    rl_free(bias);
+    rl_free(res);
+    rl_free(o0);
+    rl_free(out);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) rl_test_set_source_dir(argv[1]);
     const int64_t sizes[][3] = {{5, 7, 3}, {37, 19, 11}, {300, 130, 70}, {517, 64, 96}, {64, 200, 517}};
@@ -124,5 +170,8 @@ int main(int argc, char **argv) {
     const int64_t wsizes[][3] = {{5, 7, 9}, {64, 128, 700}, {37, 130, 1001}, {128, 96, 2048}, {3, 500, 4000}};
     for (size_t s = 0; s < sizeof wsizes / sizeof wsizes[0]; s++)
         for (int p = 0; p <= 1; p++) check_wgrad(wsizes[s][0], wsizes[s][1], wsizes[s][2], p);
+    check_linear(7, 5, 3);
+    check_linear(300, 64, 96); /* split over threads */
+    check_linear(129, 0, 17);  /* no inner dimension */
     return rl_test_finish("test_gemm_rows");
 }

@@ -173,11 +173,21 @@ static key_segs segs_of(const rl_attn_seq *sq) {
    rows of stride ks; columns nk .. ld-1 zeroed (scores there are masked). */
 static void transpose_keys(const float *src, int64_t ks, int64_t g, int64_t hd, const key_segs *ksg, float *T,
                            int64_t ld) {
+    /* Blocks of 8 keys: each dimension's 8 values are one contiguous store
+       (a key-by-key loop stores one float per row of T, a cache line each). */
     for (int s = 0; s < 2; s++)
-        for (int64_t j = 0; j < ksg->n[s]; j++) {
-            const float *r = src + (ksg->row[s] + j) * ks + g * hd;
-            const int64_t col = ksg->col[s] + j;
-            for (int64_t d = 0; d < hd; d++) T[d * ld + col] = r[d];
+        for (int64_t j0 = 0; j0 < ksg->n[s]; j0 += 8) {
+            const int64_t nb = ksg->n[s] - j0 < 8 ? ksg->n[s] - j0 : 8, col = ksg->col[s] + j0;
+            const float *r = src + (ksg->row[s] + j0) * ks + g * hd;
+            if (nb == 8)
+                for (int64_t d = 0; d < hd; d++) {
+                    float *t = T + d * ld + col;
+#pragma GCC unroll 8
+                    for (int b = 0; b < 8; b++) t[b] = r[b * ks + d];
+                }
+            else
+                for (int64_t d = 0; d < hd; d++)
+                    for (int64_t b = 0; b < nb; b++) T[d * ld + col + b] = r[b * ks + d];
         }
     for (int64_t d = 0; d < hd; d++)
         for (int64_t col = ksg->total; col < ld; col++) T[d * ld + col] = 0.0f;
@@ -266,28 +276,43 @@ static void forward_item(const attn_args *a, const rl_attn_seq *sq, int64_t g, f
     const float scale = 1.0f / sqrtf((float)hd);
     const key_segs ksg = segs_of(sq);
     const int64_t seen_by_all = ksg.n[0] + sq->pos0; /* prefix + cached keys: seen by every query */
-    float *S = blk, *KT = blk + 2 * (size_t)a->max_q * (size_t)ld;
+    /* S: scores, then exp(score - max); inv: 1 / (row sum), in the block's
+       dP area, which forward does not otherwise use. */
+    float *S = blk, *inv = blk + (size_t)a->max_q * (size_t)ld, *KT = blk + 2 * (size_t)a->max_q * (size_t)ld;
     transpose_keys(a->k, ks, g, hd, &ksg, KT, ld);
     for (int64_t h = g * group; h < (g + 1) * group; h++) {
         scores(a->q + sq->q_row * qs + h * hd, qs, n_q, seen_by_all, KT, ld, hd, scale, S);
         for (int64_t i = 0; i < n_q; i++) {
             float *srow = S + i * ld;
             const int64_t vis = seen_by_all + i + 1; /* causal: prefix, then own keys 0..pos0+i */
+            /* Whole vectors up to vis (scores() wrote them; ld is a multiple
+               of VW), masked past it: a loop ending at vis leaves a scalar
+               remainder per row, costly with an exp in it. */
+            const int64_t vis_v = round_up(vis, VW);
             float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
-            for (int64_t j = 0; j < vis; j++) mx = srow[j] > mx ? srow[j] : mx;
+            for (int64_t j = 0; j < vis_v; j++) {
+                const float x = j < vis ? srow[j] : -INFINITY;
+                mx = x > mx ? x : mx;
+            }
             float sum = 0;
 #pragma omp simd reduction(+ : sum)
-            for (int64_t j = 0; j < vis; j++) {
-                srow[j] = rl_expf(srow[j] - mx);
-                sum += srow[j];
+            for (int64_t j = 0; j < vis_v; j++) {
+                const float e = j < vis ? rl_expf(srow[j] - mx) : 0.0f;
+                srow[j] = e;
+                sum += e;
             }
-            const float inv = 1.0f / sum;
-            for (int64_t j = 0; j < vis; j++) srow[j] *= inv;
-            for (int64_t j = vis; j < zero_end(i, seen_by_all, ld); j++) srow[j] = 0.0f;
+            inv[i] = 1.0f / sum;
+            for (int64_t j = vis_v; j < zero_end(i, seen_by_all, ld); j++) srow[j] = 0.0f;
             if (a->lse_out) a->lse_out[(sq->q_row + i) * H + h] = mx + logf(sum);
         }
-        times_keys(S, ld, n_q, seen_by_all, &ksg, a->v, ks, g * hd, hd, a->out + sq->q_row * qs + h * hd, qs, 0);
+        /* O = (exp rows) V, then each row scaled by its 1 / sum: head_dim
+           multiplies per row instead of one per visible key. */
+        float *oh = a->out + sq->q_row * qs + h * hd;
+        times_keys(S, ld, n_q, seen_by_all, &ksg, a->v, ks, g * hd, hd, oh, qs, 0);
+        for (int64_t i = 0; i < n_q; i++)
+#pragma omp simd
+            for (int64_t e = 0; e < hd; e++) oh[i * qs + e] *= inv[i];
     }
 }
 
@@ -347,16 +372,16 @@ static void backward_item(const attn_args *a, const rl_attn_seq *sq, int64_t g, 
         scores(doh, qs, n_q, seen_by_all, VT, ld, hd, 1.0f, dP);
         for (int64_t i = 0; i < n_q; i++) {
             float *pr = P + i * ld, *dpr = dP + i * ld;
-            const int64_t vis = seen_by_all + i + 1;
+            const int64_t vis = seen_by_all + i + 1, vis_v = round_up(vis, VW); /* masked as in forward */
             const float l = a->lse[(sq->q_row + i) * H + h];
             const float D = dotf(doh + i * qs, oh + i * qs, hd);
 #pragma omp simd
-            for (int64_t j = 0; j < vis; j++) {
-                float p = rl_expf(pr[j] - l);
+            for (int64_t j = 0; j < vis_v; j++) {
+                const float p = j < vis ? rl_expf(pr[j] - l) : 0.0f;
                 pr[j] = p;
                 dpr[j] = p * (dpr[j] - D) * scale; /* dS, with the score scale folded in */
             }
-            for (int64_t j = vis; j < zero_end(i, seen_by_all, ld); j++) pr[j] = dpr[j] = 0.0f;
+            for (int64_t j = vis_v; j < zero_end(i, seen_by_all, ld); j++) pr[j] = dpr[j] = 0.0f;
         }
         /* dQ = dS K; dK += dS^T Q; dV += P^T dO */
         times_keys(dP, ld, n_q, seen_by_all, &ksg, a->k, ks, g * hd, hd, a->dq + sq->q_row * qs + h * hd, qs, 0);

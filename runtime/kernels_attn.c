@@ -377,9 +377,10 @@ static void backward_item(const attn_args *a, const rl_attn_seq *sq, int64_t g, 
             const float D = dotf(doh + i * qs, oh + i * qs, hd);
 #pragma omp simd
             for (int64_t j = 0; j < vis_v; j++) {
-                const float p = j < vis ? rl_expf(pr[j] - l) : 0.0f;
+                const int seen = j < vis;
+                const float p = seen ? rl_expf(pr[j] - l) : 0.0f;
                 pr[j] = p;
-                dpr[j] = p * (dpr[j] - D) * scale; /* dS, with the score scale folded in */
+                dpr[j] = seen ? p * (dpr[j] - D) * scale : 0.0f; /* dS, with the score scale folded in */
             }
             for (int64_t j = vis_v; j < zero_end(i, seen_by_all, ld); j++) pr[j] = dpr[j] = 0.0f;
         }

@@ -361,8 +361,7 @@ const rl_attn_seq *rl_qwen2_seqs(const rl_qwen2 *m, const rl_qwen2_run *r, int64
     return k.seqs;
 }
 
-/* y[M,out] = beta*y + x[M,in] W[out,in]^T (+ bias) */
-/* y[M,out] = residual + x W^T + bias (residual, bias optional) */
+/* y[M,out] = residual + x[M,in] W[out,in]^T + bias (residual, bias optional) */
 static void lin_fwd(const float *x, const float *W, const float *bias, const float *residual, float *y, int64_t M,
                     int64_t out, int64_t in) {
     rl_linear_rows(y, x, W, bias, residual, M, in, out, 0, rl_get_threads());
@@ -468,7 +467,9 @@ int rl_qwen2_backward(const rl_qwen2 *m, const rl_qwen2_run *r, const float *glo
     const int nt = run_threads(r);
 #define NORM_DW(off) (pg ? pg + (off) : k.b_sink)
 #define LIN_DW(dy, x, wo, bo, Mr, out, in) \
-    do { if (pg) lin_dw(dy, x, pg + (wo), (bo) == (size_t)-1 ? NULL : pg + (bo), Mr, out, in, k.b_wgrad, nt); } while (0)
+    do { \
+        if (pg) lin_dw(dy, x, pg + (wo), (bo) == (size_t)-1 ? NULL : pg + (bo), Mr, out, in, k.b_wgrad, nt); \
+    } while (0)
     if (!pg) {
         /* The LM-head kernel always accumulates its weight gradient; point it
            at this untrained set's own gradient (which no optimizer reads or

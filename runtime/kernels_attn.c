@@ -2,9 +2,9 @@
  *
  * Work is split over (sequence, KV head) items, in contiguous runs of about
  * equal cost per thread (so a thread reads the rows it wrote in the
- * row-split GEMMs around it); an item handles the heads of its KV group one after the other in a per-thread
- * scratch block, so each thread owns the rows it writes and results do not
- * depend on the thread count. Only the log-sum-exp per row and head is saved;
+ * row-split GEMMs around it); an item handles the heads of its KV group one
+ * after the other in a per-thread scratch block, so each thread owns the
+ * rows it writes and results do not depend on the thread count. Only the log-sum-exp per row and head is saved;
  * backward recomputes the probabilities.
  *
  * Every product is one register-tiled kernel (btile below): up to 4 output

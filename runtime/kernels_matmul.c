@@ -97,9 +97,9 @@ void rl_linear_rows(float *out, const float *in, const float *w, const float *bi
         seed_range(&s, 0, n);
         return;
     }
-    const int seeded = accumulate || bias || residual;
-    rl_gemm_rows_prep(0, 1, n, oc, c, in, ld(c), w, ld(c), seeded ? 1.0f : 0.0f, out, ld(oc), threads,
-                      seeded && !(accumulate && !bias && !residual) ? seed_range : NULL, &s);
+    /* beta 1 onto seeded (or accumulated) rows; a plain product overwrites */
+    rl_gemm_rows_prep(0, 1, n, oc, c, in, ld(c), w, ld(c), accumulate || bias || residual ? 1.0f : 0.0f, out,
+                      ld(oc), threads, bias || residual ? seed_range : NULL, &s);
 }
 
 void rl_linear_forward(float *out, const float *in, const float *w, const float *bias, int64_t n,

@@ -32,27 +32,26 @@ typedef struct swiglu_grad_args {
     float *dg, *du, *m;
 } swiglu_grad_args;
 
+/* Gradients of m = silu(g) u at one element; returns silu(g).
+   d silu / dg = sg * (1 + g * (1 - sg)) with sg = sigmoid(g). */
+static inline float swiglu_grad_at(float g, float u, float d, float *dg, float *du) {
+    const float sg = 1.0f / (1.0f + rl_expf(-g)), silu = g * sg;
+    *dg = d * u * (sg * (1.0f + g * (1.0f - sg)));
+    *du = d * silu;
+    return silu;
+}
+
 static void swiglu_grad_range(void *ctx, int64_t lo, int64_t hi, int slot) {
     (void)slot;
     const swiglu_grad_args *a = ctx;
     const float *g = a->g, *u = a->u, *dm = a->dm;
     float *dg = a->dg, *du = a->du, *m = a->m;
-    if (m) {
+    if (m) { /* two loops, so neither carries a branch per element */
 #pragma omp simd
-        for (int64_t i = lo; i < hi; i++) {
-            const float sg = 1.0f / (1.0f + rl_expf(-g[i])), silu = g[i] * sg, d = dm[i];
-            /* d silu / dg = sg * (1 + g * (1 - sg)) */
-            dg[i] = d * u[i] * (sg * (1.0f + g[i] * (1.0f - sg)));
-            du[i] = d * silu;
-            m[i] = silu * u[i];
-        }
+        for (int64_t i = lo; i < hi; i++) m[i] = swiglu_grad_at(g[i], u[i], dm[i], dg + i, du + i) * u[i];
     } else {
 #pragma omp simd
-        for (int64_t i = lo; i < hi; i++) {
-            const float sg = 1.0f / (1.0f + rl_expf(-g[i])), silu = g[i] * sg, d = dm[i];
-            dg[i] = d * u[i] * (sg * (1.0f + g[i] * (1.0f - sg)));
-            du[i] = d * silu;
-        }
+        for (int64_t i = lo; i < hi; i++) swiglu_grad_at(g[i], u[i], dm[i], dg + i, du + i);
     }
 }
 

@@ -15,29 +15,14 @@ int rl_get_threads(void) { return omp_get_max_threads(); }
 
 static int serial(int64_t n, int threads) { return threads <= 1 || n <= 1 || omp_in_parallel(); }
 
-void rl_parallel_for(int64_t n, int threads, rl_range_fn fn, void *ctx) {
-    if (n <= 0) return;
-    if (serial(n, threads)) {
-        fn(ctx, 0, n, 0);
-        return;
-    }
-    if (threads > n) threads = (int)n;
-#pragma omp parallel num_threads(threads)
-    {
-        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
-        if (lo < hi) fn(ctx, lo, hi, (int)t);
-    }
-}
-
 /* The share of [lo, hi) of thread t: items whose cost midpoint lies in
    [t, t + 1) * total / nt. Every thread computes its own cut from the same
    sums, so the ranges meet exactly and no item is dropped or repeated. */
 static void balanced_range(int64_t n, int t, int nt, rl_cost_fn cost, const void *ctx, int64_t *lo,
                            int64_t *hi) {
     double total = 0;
-    for (int64_t i = 0; i < n; i++) total += cost(ctx, i);
-    if (!(total > 0)) { /* nothing costs anything: split by count */
+    for (int64_t i = 0; cost && i < n; i++) total += cost(ctx, i);
+    if (!(total > 0)) { /* no costs (rl_parallel_for), or all zero: split by count */
         *lo = n * t / nt, *hi = n * (t + 1) / nt;
         return;
     }
@@ -71,6 +56,10 @@ void rl_parallel_for_balanced(int64_t n, int threads, rl_cost_fn cost, rl_range_
         balanced_range(n, t, nt, cost, ctx, &lo, &hi);
         if (lo < hi) fn(ctx, lo, hi, t);
     }
+}
+
+void rl_parallel_for(int64_t n, int threads, rl_range_fn fn, void *ctx) {
+    rl_parallel_for_balanced(n, threads, NULL, fn, ctx);
 }
 
 typedef struct gemm_job {

@@ -26,7 +26,8 @@ typedef void (*rl_range_fn)(void *ctx, int64_t lo, int64_t hi, int slot);
  * for a fork/join. */
 void rl_parallel_for(int64_t n, int threads, rl_range_fn fn, void *ctx);
 
-/* Cost of item i (any non-negative unit) for rl_parallel_for_balanced. */
+/* Cost of item i (any non-negative unit) for rl_parallel_for_balanced;
+ * NULL cost: every item the same (rl_parallel_for). */
 typedef double (*rl_cost_fn)(const void *ctx, int64_t i);
 
 /* The same for items of uneven cost: still one contiguous range per thread,

@@ -81,6 +81,17 @@ int main(int argc, char **argv) {
         check("every third item", some_zero, 24, threads);
         check("two items", pair, 2, threads);
         check("one item", pair + 1, 1, threads);
+        /* rl_parallel_for: no cost function, the even split */
+        job j;
+        memset(&j, 0, sizeof j);
+        rl_parallel_for(31, threads, run_range, &j);
+        for (int64_t i = 0; i < 31; i++)
+            CHECK_MSG(j.runs[i] == 1 && (i == 0 || j.slot_of[i] >= j.slot_of[i - 1]),
+                      "rl_parallel_for, %d threads: item %lld", threads, (long long)i);
+        for (int t = 0; t < threads && omp_get_max_threads() >= threads; t++)
+            CHECK_MSG(j.calls[t] == 1 && j.hi[t] - j.lo[t] >= 31 / threads && j.hi[t] - j.lo[t] <= 31 / threads + 1,
+                      "rl_parallel_for, %d threads: slot %d holds [%lld, %lld)", threads, t, (long long)j.lo[t],
+                      (long long)j.hi[t]);
     }
     return rl_test_finish("test_parallel_balanced");
 }

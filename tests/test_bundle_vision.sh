@@ -10,15 +10,7 @@
 # a corrupt vision.safetensors and a wrong 'vision' option name the problem.
 # usage: bash test_bundle_vision.sh RLFR_BINARY SOURCE_DIR
 set -u
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/lib.sh" "$@"
 
 cat >vb.lua <<'EOF'
 local rlfr = require "rlfr"
@@ -133,8 +125,4 @@ fi
 cat out err
 grep -q "all checks passed" out || fail "vb.lua did not pass"
 
-if [ $failures -ne 0 ]; then
-    echo "test_bundle_vision: $failures failures"
-    exit 1
-fi
-echo "test_bundle_vision: ok"
+test_finish test_bundle_vision

@@ -7,18 +7,8 @@
 # usage: bash test_cli_errors.sh RLFR_BINARY SOURCE_DIR
 set -u
 # Absolute paths: the test runs in a scratch directory.
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SRC=$(cd "$2" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
+. "$(dirname "$0")/lib.sh" "$@"
 count=0
-
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
 
 # expect_error NAME WANT_RC(any|N) FRAGMENT LOCATION_REGEX(or "") -- command...
 expect_error() {

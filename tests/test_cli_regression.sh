@@ -6,17 +6,8 @@
 # usage: bash test_cli_regression.sh RLFR_BINARY SOURCE_DIR
 set -u
 # Absolute paths: the test runs in a scratch directory.
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SRC=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" "$@"
 EX="$SRC/graphs/examples/regression.lua"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 

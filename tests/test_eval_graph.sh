@@ -8,16 +8,7 @@
 # worked out by hand.
 # usage: bash test_eval_graph.sh RLFR_BINARY SOURCE_DIR
 set -u
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SRC=$(cd "$2" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/lib.sh" "$@"
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 EV="$SRC/graphs/eval.lua"
@@ -75,8 +66,4 @@ print("pass_at_k ok")
 LUA
 "$RLFR" run pk.lua >pk.out 2>pk.err && grep -q "pass_at_k ok" pk.out || { fail "pass@k estimator"; cat pk.err; }
 
-if [ $failures -ne 0 ]; then
-    echo "test_eval_graph: $failures failure(s)"
-    exit 1
-fi
-echo "test_eval_graph: ok"
+test_finish test_eval_graph

@@ -7,17 +7,8 @@
 # keeps the policy bit for bit; `rlfr plan` prints the plan.
 # usage: bash test_flow_offline_graph.sh RLFR_BINARY SOURCE_DIR
 set -u
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SRC=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" "$@"
 G="$SRC/graphs/flow_offline.lua"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
 
 # 1. Train a flow on a random micro policy. lr is raised from the reference
 #    1e-4 so that a dozen steps show the fall.
@@ -71,8 +62,4 @@ grep -q "bundle checks passed" out3 || fail "bundle checks"
 head -n 1 plan | grep -q '^arena_bytes=[0-9]* naive_bytes=[0-9]* lower_bound_bytes=[0-9]*$' ||
     fail "plan: first line: $(head -n 1 plan)"
 
-if [ $failures -ne 0 ]; then
-    echo "test_flow_offline_graph: $failures failures"
-    exit 1
-fi
-echo "test_flow_offline_graph: ok"
+test_finish test_flow_offline_graph

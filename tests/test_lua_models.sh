@@ -11,15 +11,7 @@
 # must not replace, and bad options; rlfr.json_encode / json_decode.
 # usage: bash test_lua_models.sh RLFR_BINARY SOURCE_DIR
 set -u
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/lib.sh" "$@"
 
 cat >models.lua <<'EOF'
 local rlfr = require "rlfr"
@@ -214,8 +206,4 @@ rc=$?
 [ "$(wc -l <err)" = 1 ] || fail "missing bundle: not one line: $(cat err)"
 grep -q "^error: err.lua:2: .*missing-bundle" err || fail "missing bundle: message: $(cat err)"
 
-if [ $failures -ne 0 ]; then
-    echo "test_lua_models: $failures failures"
-    exit 1
-fi
-echo "test_lua_models: ok"
+test_finish test_lua_models

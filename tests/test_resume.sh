@@ -13,18 +13,10 @@
 # resume = false starts over.
 # usage: bash test_resume.sh RLFR_BINARY SOURCE_DIR
 set -u
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SRC=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" "$@"
 G="$SRC/tests/resume_graph.lua"
-work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
 run() { # run OUT [extra args...]: the graph with 40 steps, checkpoints every 10
     local out=$1
     shift
@@ -107,8 +99,4 @@ grep -q resuming F.err && fail "resume = false resumed"
 [ "$(strip A/metrics.jsonl | head -n 1)" = "$(strip A.metrics | head -n 1)" ] && fail "resume = false did not start over (same first line with another seed)"
 [ "$(wc -l <A/metrics.jsonl)" -eq 40 ] || fail "resume = false: $(wc -l <A/metrics.jsonl) metrics lines"
 
-if [ $failures -ne 0 ]; then
-    echo "test_resume: $failures failure(s)"
-    exit 1
-fi
-echo "test_resume: ok"
+test_finish test_resume

@@ -7,16 +7,7 @@
 # and resumed saves the same weights and logs the same metrics as a straight run.
 # usage: bash test_sft_graph.sh RLFR_BINARY SOURCE_DIR
 set -u
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SRC=$(cd "$2" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/lib.sh" "$@"
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 sft() { "$RLFR" run "$SRC/graphs/sft_text.lua" --threads 1 --seed 5 --set micro=true "$@"; }
@@ -67,8 +58,4 @@ cmp -s <(strip A/metrics.jsonl) <(strip B/metrics.jsonl) || { fail "resumed SFT 
     diff <(strip A/metrics.jsonl) <(strip B/metrics.jsonl) | head -n 4; }
 [ "$(grep accuracy A.out)" = "$(grep accuracy B2.out)" ] || fail "resumed SFT accuracies differ"
 
-if [ $failures -ne 0 ]; then
-    echo "test_sft_graph: $failures failure(s)"
-    exit 1
-fi
-echo "test_sft_graph: ok"
+test_finish test_sft_graph

@@ -12,16 +12,7 @@
 #   model and a bundle without an encoder give one clear error.
 # usage: bash test_sft_vision.sh RLFR_BINARY SOURCE_DIR
 set -u
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SRC=$(cd "$2" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/lib.sh" "$@"
 
 # 1. A micro SFT run from scratch.
 if ! "$RLFR" run "$SRC/graphs/sft_vision.lua" --threads 1 --set micro=true --out sft >sft.out 2>sft.err; then
@@ -118,8 +109,4 @@ EOF
 ev --set model=plain --out e2 >e.out 2>e.err
 [ $? = 1 ] && [ "$(wc -l <e.err)" = 1 ] && grep -q "no vision encoder" e.err || fail "plain bundle: $(cat e.err)"
 
-if [ $failures -ne 0 ]; then
-    echo "test_sft_vision: $failures failures"
-    exit 1
-fi
-echo "test_sft_vision: ok"
+test_finish test_sft_vision

@@ -9,16 +9,7 @@
 # RLFR_TEST_LABELS: slow
 # usage: bash test_shapes_tiny.sh RLFR_BINARY SOURCE_DIR
 set -u
-RLFR=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SRC=$(cd "$2" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/lib.sh" "$@"
 model="$SRC/models/shapes-tiny"
 
 bytes=$(cat "$model"/* | wc -c)
@@ -60,8 +51,4 @@ else
     fail "eval_vision failed: $(tail -3 ev.err)"
 fi
 
-if [ $failures -ne 0 ]; then
-    echo "test_shapes_tiny: $failures failures"
-    exit 1
-fi
-echo "test_shapes_tiny: ok"
+test_finish test_shapes_tiny

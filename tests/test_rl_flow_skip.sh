@@ -11,21 +11,18 @@
 # RLFR_TEST_LABELS: slow
 #   bash tests/test_rl_flow_skip.sh RLFR_BINARY SOURCE_DIR
 set -u
-rlfr=$1
-src=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/lib.sh" "$@"
 export OMP_WAIT_POLICY=passive
 small=(--set batch=4 --set group=4 --set max_new=24 --set eval.n=4 --set eval.max_new=16 --threads 2)
 
-"$rlfr" run "$src/graphs/rlvr_text.lua" --set model=random --set steps=0 "${small[@]}" --out "$work/base" \
+"$RLFR" run "$SRC/graphs/rlvr_text.lua" --set model=random --set steps=0 "${small[@]}" --out "$work/base" \
     > "$work/base.out" 2> "$work/err" || { echo "FAIL: base model: $(cat "$work/err")"; exit 1; }
 for sk in true false; do
-    "$rlfr" run "$src/graphs/rlfr_text.lua" --set model="$work/base/init" --set steps=3 --set flow.correct=0.5 \
+    "$RLFR" run "$SRC/graphs/rlfr_text.lua" --set model="$work/base/init" --set steps=3 --set flow.correct=0.5 \
         --set flow.skip_rejected=$sk "${small[@]}" --out "$work/$sk" > "$work/$sk.out" 2> "$work/err" \
         || { echo "FAIL: skip_rejected=$sk: $(cat "$work/err")"; exit 1; }
 done
-"$rlfr" run "$src/graphs/rlfr_text.lua" --set model="$work/base/init" --set steps=3 --set flow.correct=0.5 \
+"$RLFR" run "$SRC/graphs/rlfr_text.lua" --set model="$work/base/init" --set steps=3 --set flow.correct=0.5 \
     --set flow.soft=0.5 "${small[@]}" --out "$work/soft" > "$work/soft.out" 2> "$work/err" \
     || { echo "FAIL: soft_flow 0.5: $(cat "$work/err")"; exit 1; }
 
@@ -33,7 +30,7 @@ done
 # after 3 Adam steps: below 1e-3 a difference is taken absolute. flow_train's
 # own loss averages over the rows it computed, so it differs by design;
 # flow_rows exists only where skipping is on.
-/usr/bin/python3 "$src/tests/compare_runs.py" "$work/true" "$work/false" --metric-tol 1e-5 --weight-tol 1e-5 \
+/usr/bin/python3 "$SRC/tests/compare_runs.py" "$work/true" "$work/false" --metric-tol 1e-5 --weight-tol 1e-5 \
     --files model.safetensors,flow.safetensors --min-scale 1e-3 \
     --ignore flow_train.flow_score_loss,flow_train.flow_rows
 rc=$?

@@ -9,18 +9,13 @@
 # RLFR_TEST_LABELS: slow
 #   bash tests/test_rl_graphs.sh RLFR_BINARY SOURCE_DIR
 set -u
-rlfr=$1
-src=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/lib.sh" "$@"
 export OMP_WAIT_POLICY=passive
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 small=(--set batch=4 --set group=4 --set max_new=24 --set eval.n=8 --set eval.max_new=24 --threads 2)
 
 # The starting point: micro policy + tokenizer + flow after the warm-up SFT
 # (0 RL steps), saved as the bundle base/init.
-"$rlfr" run "$src/graphs/rlvr_text.lua" --set model=random --set steps=0 "${small[@]}" --out "$work/base" \
+"$RLFR" run "$SRC/graphs/rlvr_text.lua" --set model=random --set steps=0 "${small[@]}" --out "$work/base" \
     > "$work/base.out" 2> "$work/err" || { echo "FAIL: base model: $(cat "$work/err")"; exit 1; }
 [ -f "$work/base/init/model.safetensors" ] && [ -f "$work/base/init/flow.safetensors" ] \
     || { echo "FAIL: no init bundle: $(ls "$work/base")"; exit 1; }
@@ -28,7 +23,7 @@ small=(--set batch=4 --set group=4 --set max_new=24 --set eval.n=8 --set eval.ma
 for m in rlfr rlvr entropy; do
     out=$work/$m
     # soft flow 0.5: the micro model is rarely correct, and the flow must still learn
-    "$rlfr" run "$src/graphs/${m}_text.lua" --set model="$work/base/init" --set steps=3 --set flow.soft=0.5 \
+    "$RLFR" run "$SRC/graphs/${m}_text.lua" --set model="$work/base/init" --set steps=3 --set flow.soft=0.5 \
         "${small[@]}" --out "$out" > "$work/$m.out" 2> "$work/err" || { fail "$m: $(cat "$work/err")"; continue; }
     n=$(wc -l < "$out/metrics.jsonl")
     [ "$n" -eq 3 ] || fail "$m: $n metrics lines, expected 3"
@@ -56,7 +51,7 @@ done
 # every response token counted once in its category, penalised <= counted,
 # and some token penalised (threshold 0.6 of a min-max range always passes
 # the maximum of every response with a score range).
-if "$rlfr" run "$src/graphs/flow_tokens.lua" --set model="$work/rlfr/final" --set batches=1 "${small[@]}" \
+if "$RLFR" run "$SRC/graphs/flow_tokens.lua" --set model="$work/rlfr/final" --set batches=1 "${small[@]}" \
         --out "$work/ft" > "$work/ft.out" 2> "$work/err"; then
     j=$work/ft/flow_tokens.json
     total=$(grep -o '^{"model":[^,]*,"batches":1,"tokens":[0-9]*' "$j" | grep -o '[0-9]*$')
@@ -70,5 +65,4 @@ else
     fail "flow_tokens: $(cat "$work/err")"
 fi
 
-[ $fails -eq 0 ] && echo "test_rl_graphs: ok"
-exit $((fails > 0))
+test_finish test_rl_graphs

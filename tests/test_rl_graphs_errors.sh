@@ -8,13 +8,8 @@
 #  - an unknown method.
 #   bash tests/test_rl_graphs_errors.sh RLFR_BINARY SOURCE_DIR
 set -u
-rlfr=$1
-src=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/lib.sh" "$@"
 export OMP_WAIT_POLICY=passive
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # one_error NAME FILE: exactly one stderr line, starting with "error: "
 one_error() {
     local n
@@ -35,7 +30,7 @@ local loss = g:mse_loss {} (a.y, a.y)
 g:shaper { group = 4 } { reward = g:mse_loss { name = "r" } (a.x, a.x), mask = a.x, score = b.x }
 g:compile()
 EOF
-"$rlfr" run "$work/shape.lua" > /dev/null 2> "$work/err"
+"$RLFR" run "$work/shape.lua" > /dev/null 2> "$work/err"
 rc=$?
 [ $rc -eq 1 ] || fail "shape mismatch: exit status $rc, expected 1"
 one_error "shape mismatch" "$work/err"
@@ -53,20 +48,20 @@ local p = rlfr.new_policy { vocab_size = tok:vocab_size(), hidden_size = 16, num
   num_attention_heads = 2, num_key_value_heads = 1, intermediate_size = 32, max_position_embeddings = 1024, seed = 3 }
 rlfr.save_bundle { dir = out .. "/bundle", policy = p, tokenizer = tok }
 EOF
-"$rlfr" run "$work/noflow.lua" --out "$work/nf" > /dev/null 2> "$work/err" || fail "making the flow-less bundle: $(cat "$work/err")"
-"$rlfr" run "$src/graphs/rlfr_text.lua" --set model="$work/nf/bundle" "${micro[@]}" --out "$work/nf-rlfr" > /dev/null 2> "$work/err"
+"$RLFR" run "$work/noflow.lua" --out "$work/nf" > /dev/null 2> "$work/err" || fail "making the flow-less bundle: $(cat "$work/err")"
+"$RLFR" run "$SRC/graphs/rlfr_text.lua" --set model="$work/nf/bundle" "${micro[@]}" --out "$work/nf-rlfr" > /dev/null 2> "$work/err"
 rc=$?
 [ $rc -eq 1 ] || fail "missing flow: exit status $rc, expected 1"
 one_error "missing flow" "$work/err"
 grep -q "$work/nf/bundle: the bundle has no flow" "$work/err" || fail "missing flow: unclear message: $(cat "$work/err")"
-"$rlfr" run "$src/graphs/rlfr_text.lua" --set method=rlvr --set model="$work/nf/bundle" --set steps=1 "${micro[@]}" \
+"$RLFR" run "$SRC/graphs/rlfr_text.lua" --set method=rlvr --set model="$work/nf/bundle" --set steps=1 "${micro[@]}" \
     --out "$work/nf-rlvr" > "$work/out" 2> "$work/err" || fail "rlvr from a flow-less bundle: $(cat "$work/err")"
 tail -1 "$work/out" | grep -Eq '^accuracy_before=[0-9.]+ accuracy_after=[0-9.]+$' || fail "rlvr: no accuracy line: $(tail -1 "$work/out")"
 
 # 3. a NaN in a loss: a flow learning rate of 1e30 blows the flow up after its
 #    first update (soft flow 1: it trains on every rollout), and its loss turns
 #    non-finite at the next step
-"$rlfr" run "$src/graphs/rlfr_text.lua" --set model=random --set steps=4 --set flow.lr=1e30 --set flow.soft=1.0 \
+"$RLFR" run "$SRC/graphs/rlfr_text.lua" --set model=random --set steps=4 --set flow.lr=1e30 --set flow.soft=1.0 \
     --set checkpoint_every=1 \
     "${micro[@]}" --out "$work/nan" > /dev/null 2> "$work/err"
 rc=$?
@@ -85,10 +80,9 @@ else
 fi
 
 # 4. an unknown method
-"$rlfr" run "$src/graphs/rlvr_text.lua" --set method=ppo --out "$work/m" > /dev/null 2> "$work/err"
+"$RLFR" run "$SRC/graphs/rlvr_text.lua" --set method=ppo --out "$work/m" > /dev/null 2> "$work/err"
 [ $? -eq 1 ] || fail "unknown method: exit status"
 one_error "unknown method" "$work/err"
 grep -q "rlvr_text.lua:[0-9]*: --set method=ppo: unknown method" "$work/err" || fail "unknown method: $(cat "$work/err")"
 
-[ $fails -eq 0 ] && echo "test_rl_graphs_errors: ok"
-exit $((fails > 0))
+test_finish test_rl_graphs_errors

@@ -8,23 +8,20 @@
 # RLFR_TEST_LABELS: slow
 #   bash tests/test_rl_shared_prefix.sh RLFR_BINARY SOURCE_DIR
 set -u
-rlfr=$1
-src=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/lib.sh" "$@"
 export OMP_WAIT_POLICY=passive
 small=(--set batch=4 --set group=4 --set max_new=24 --set eval.n=4 --set eval.max_new=16
        --threads 2)
 
-"$rlfr" run "$src/graphs/rlvr_text.lua" --set model=random --set steps=0 "${small[@]}" --out "$work/base" \
+"$RLFR" run "$SRC/graphs/rlvr_text.lua" --set model=random --set steps=0 "${small[@]}" --out "$work/base" \
     > "$work/base.out" 2> "$work/err" || { echo "FAIL: base model: $(cat "$work/err")"; exit 1; }
 for sp in true false; do
-    "$rlfr" run "$src/graphs/rlfr_text.lua" --set model="$work/base/init" --set steps=3 --set flow.soft=0.5 \
+    "$RLFR" run "$SRC/graphs/rlfr_text.lua" --set model="$work/base/init" --set steps=3 --set flow.soft=0.5 \
         --set shared_prefix=$sp "${small[@]}" --out "$work/$sp" > "$work/$sp.out" 2> "$work/err" \
         || { echo "FAIL: shared_prefix=$sp: $(cat "$work/err")"; exit 1; }
 done
 
-/usr/bin/python3 "$src/tests/compare_runs.py" "$work/true" "$work/false" --metric-tol 1e-4 --weight-tol 1e-5
+/usr/bin/python3 "$SRC/tests/compare_runs.py" "$work/true" "$work/false" --metric-tol 1e-4 --weight-tol 1e-5
 rc=$?
 # The weights moved at all (else agreement would mean nothing).
 cmp -s "$work/base/init/model.safetensors" "$work/true/final/model.safetensors" \

@@ -14,19 +14,14 @@
 # RLFR_TEST_LABELS: slow
 #   bash tests/test_vision_graphs.sh RLFR_BINARY SOURCE_DIR
 set -u
-rlfr=$1
-src=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/lib.sh" "$@"
 export OMP_WAIT_POLICY=passive
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 small=(--set batch=4 --set group=4 --set max_new=64 --set task.max_shapes=2 --set eval.n=8 --set eval.max_new=64
        --threads 2)
 
 # The starting point: micro policy + ViT + tokenizer + flow after the warm-up
 # SFT (0 RL steps), saved as the bundle base/init.
-"$rlfr" run "$src/graphs/rlvr_vision.lua" --set model=random --set steps=0 "${small[@]}" --out "$work/base" \
+"$RLFR" run "$SRC/graphs/rlvr_vision.lua" --set model=random --set steps=0 "${small[@]}" --out "$work/base" \
     > "$work/base.out" 2> "$work/err" || { echo "FAIL: base model: $(cat "$work/err")"; exit 1; }
 init=$work/base/init
 for f in model.safetensors flow.safetensors vision.safetensors tokenizer.json; do
@@ -41,7 +36,7 @@ for m in rlfr rlvr entropy vision; do
     # train_vision: the encoder joins the update (rlvr, its own optimizer)
     [ $m = vision ] && { method=rlvr; extra=(--set train_vision=true --set vision_lr=1e-3); }
     # soft flow 0.5: the micro model is rarely right, and the flow must still learn
-    "$rlfr" run "$src/graphs/${method}_vision.lua" --set model="$init" --set steps=3 --set flow.soft=0.5 \
+    "$RLFR" run "$SRC/graphs/${method}_vision.lua" --set model="$init" --set steps=3 --set flow.soft=0.5 \
         "${small[@]}" "${extra[@]}" --out "$out" \
         > "$work/$m.out" 2> "$work/err" || { fail "$m: $(cat "$work/err")"; continue; }
     n=$(wc -l < "$out/metrics.jsonl")
@@ -79,9 +74,9 @@ done
 # Resume: 2 steps checkpointed, then the same command with steps=3 continues
 # from the checkpoint and ends bit for bit where an uninterrupted run ends.
 res=(--set model="$init" --set checkpoint_every=1 "${small[@]}")
-"$rlfr" run "$src/graphs/rlfr_vision.lua" "${res[@]}" --set steps=2 --out "$work/res" > /dev/null 2> "$work/err" &&
-"$rlfr" run "$src/graphs/rlfr_vision.lua" "${res[@]}" --set steps=3 --out "$work/res" > "$work/res.out" 2>&1 &&
-"$rlfr" run "$src/graphs/rlfr_vision.lua" "${res[@]}" --set steps=3 --out "$work/full" > /dev/null 2> "$work/err" ||
+"$RLFR" run "$SRC/graphs/rlfr_vision.lua" "${res[@]}" --set steps=2 --out "$work/res" > /dev/null 2> "$work/err" &&
+"$RLFR" run "$SRC/graphs/rlfr_vision.lua" "${res[@]}" --set steps=3 --out "$work/res" > "$work/res.out" 2>&1 &&
+"$RLFR" run "$SRC/graphs/rlfr_vision.lua" "${res[@]}" --set steps=3 --out "$work/full" > /dev/null 2> "$work/err" ||
     fail "resume runs: $(cat "$work/err" "$work/res.out" 2>/dev/null | grep -v '^step' | tail -3)"
 grep -q "resuming 'rl-rlfr' from .*ckpt-00000002 (step 2 of 3)" "$work/res.out" || fail "resume: did not resume at step 2"
 for f in model.safetensors flow.safetensors; do
@@ -91,11 +86,11 @@ done
 # Offline flow: the micro mode (a random policy and ViT, no SFT), then on the
 # SFT'd init bundle into another bundle: the loss falls, the bundle holds
 # every part and its recipe, and an RL run starts from it.
-"$rlfr" run "$src/graphs/flow_vision.lua" --set model=random --set steps=3 --set batch=2 --set micro.texts=32 \
+"$RLFR" run "$SRC/graphs/flow_vision.lua" --set model=random --set steps=3 --set batch=2 --set micro.texts=32 \
     --threads 2 --out "$work/flow-micro" > "$work/fvm.out" 2> "$work/err" || fail "flow_vision micro: $(cat "$work/err")"
 [ -s "$work/flow-micro/bundle/flow.safetensors" ] || fail "flow_vision micro: no flow saved"
 fv=$work/flow
-if "$rlfr" run "$src/graphs/flow_vision.lua" --set model="$init" --set bundle_out="$fv/bundle" --set steps=8 \
+if "$RLFR" run "$SRC/graphs/flow_vision.lua" --set model="$init" --set bundle_out="$fv/bundle" --set steps=8 \
         --set batch=4 --set lr=3e-3 --set warmup=0 --threads 2 --out "$fv" \
         > "$work/fv.out" 2> "$work/err"; then
     line=$(grep '^flow loss: first' "$work/fv.out")
@@ -109,12 +104,11 @@ if "$rlfr" run "$src/graphs/flow_vision.lua" --set model="$init" --set bundle_ou
     grep -q '"graphs/flow_vision.lua"' "$fv/bundle/rlfr.json" || fail "flow_vision: no recipe in rlfr.json"
     cmp -s "$init/model.safetensors" "$fv/bundle/model.safetensors" || fail "flow_vision: the policy changed"
     cmp -s "$init/vision.safetensors" "$fv/bundle/vision.safetensors" || fail "flow_vision: the encoder changed"
-    "$rlfr" run "$src/graphs/rlfr_vision.lua" --set model="$fv/bundle" --set steps=1 --set save=false \
+    "$RLFR" run "$SRC/graphs/rlfr_vision.lua" --set model="$fv/bundle" --set steps=1 --set save=false \
         --set checkpoint_every=0 "${small[@]}" --out "$work/fv-rl" \
         > "$work/fv-rl.out" 2> "$work/err" || fail "rlfr_vision from the flow_vision bundle: $(cat "$work/err")"
 else
     fail "flow_vision: $(cat "$work/err")"
 fi
 
-[ $fails -eq 0 ] && echo "test_vision_graphs: ok"
-exit $((fails > 0))
+test_finish test_vision_graphs

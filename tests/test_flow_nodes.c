@@ -82,23 +82,6 @@ static const rl_node_type t_wsum = {.name = "t_wsum", .doc = "weighted sum", .in
                                     .outputs = ws_out, .n_outputs = 1, .infer = ws_infer, .forward = ws_forward,
                                     .backward = ws_backward};
 
-/* Optimizer that only copies the gradient out (and zeroes it). */
-static float *g_grad_copy[2];
-static const rl_option_spec sink_opts[] = {{"params", RL_VAL_OBJECT, NULL, "set", "params"},
-                                           {"slot", RL_VAL_INT, "0", "where to copy", NULL}};
-static const rl_port_spec sink_in[] = {{"loss", RL_F32, -1, 0, 0, "loss"}};
-static int sink_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
-    (void)ctx; (void)err;
-    rl_params *p = rl_object_params(rl_node_opt_object(n, "params"));
-    float *dst = g_grad_copy[rl_node_opt_int(n, "slot")];
-    if (dst) memcpy(dst, p->grad, p->numel * sizeof(float));
-    rl_params_zero_grad(p);
-    return 0;
-}
-static const rl_node_type t_sink = {.name = "t_sink", .doc = "grad sink", .inputs = sink_in, .n_inputs = 1,
-                                    .options = sink_opts, .n_options = 2, .flags = RL_NODE_OPTIMIZER,
-                                    .forward = sink_forward};
-
 /* ---- helpers ---- */
 
 static rl_node *add(rl_graph *g, const rl_node_type *t, rl_opts *o, rl_error *e) {
@@ -250,13 +233,13 @@ static int build(fgraph *G, rl_object *fo, rl_object *po, const char *mode3, int
     rl_opts_init(&o);
     rl_opts_set_object(&o, "params", fo);
     rl_opts_set_int(&o, "slot", 0);
-    rl_node *opt = add(G->g, &t_sink, &o, e);
+    rl_node *opt = add(G->g, &rl_test_grad_sink, &o, e);
     rl_opts_free(&o);
     connect(G->g, opt, "loss", G->wsum, "y");
     rl_opts_init(&o);
     rl_opts_set_object(&o, "params", po);
     rl_opts_set_int(&o, "slot", 1);
-    opt = add(G->g, &t_sink, &o, e);
+    opt = add(G->g, &rl_test_grad_sink, &o, e);
     rl_opts_free(&o);
     connect(G->g, opt, "loss", G->src, "ploss");
     return rl_graph_compile(G->g, NULL, e);
@@ -283,8 +266,8 @@ static void check_flow_nodes(void) {
     fgraph G;
     CHECK_MSG(build(&G, fo, po, "score", 0, &e) == 0, "%s", e.msg);
     float *grad = rl_calloc(f->params->numel, sizeof(float)), *pgrad = rl_calloc(1, sizeof(float));
-    g_grad_copy[0] = grad;
-    g_grad_copy[1] = pgrad;
+    rl_test_grad_copy[0] = grad;
+    rl_test_grad_copy[1] = pgrad;
     g_hidden_grad_seen = 0;
     double L0 = run_loss(&G, 4);
 

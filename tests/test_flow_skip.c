@@ -49,21 +49,6 @@ static int src_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
 static const rl_node_type t_src = {.name = "t_src", .doc = "fake policy", .outputs = src_out, .n_outputs = 4,
                                    .infer = src_infer, .forward = src_forward};
 
-/* Optimizer that copies the flow's gradient out (and zeroes it). */
-static float *g_grad_copy;
-static const rl_option_spec sink_opts[] = {{"params", RL_VAL_OBJECT, NULL, "set", "params"}};
-static const rl_port_spec sink_in[] = {{"loss", RL_F32, -1, 0, 0, "loss"}};
-static int sink_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
-    (void)ctx; (void)err;
-    rl_params *p = rl_object_params(rl_node_opt_object(n, "params"));
-    if (g_grad_copy) memcpy(g_grad_copy, p->grad, p->numel * sizeof(float));
-    rl_params_zero_grad(p);
-    return 0;
-}
-static const rl_node_type t_sink = {.name = "t_sink", .doc = "grad sink", .inputs = sink_in, .n_inputs = 1,
-                                    .options = sink_opts, .n_options = 1, .flags = RL_NODE_OPTIMIZER,
-                                    .forward = sink_forward};
-
 /* ---- helpers ---- */
 
 static rl_node *add(rl_graph *g, const rl_node_type *t, const char *label, rl_opts *o, rl_error *e) {
@@ -155,7 +140,7 @@ static int build(sgraph *S, rl_object *fo, const char *mode, int64_t chunk, int 
     rl_graph_mark_output(S->g, S->tap, rl_node_output_index(S->tap, "index"), e);
     rl_opts_init(&o);
     rl_opts_set_object(&o, "params", fo);
-    rl_node *sink = add(S->g, &t_sink, "sink", &o, e);
+    rl_node *sink = add(S->g, &rl_test_grad_sink, "sink", &o, e);
     rl_opts_free(&o);
     connect(S->g, sink, "loss", S->loss, "loss");
     return rl_graph_compile(S->g, NULL, e);
@@ -200,11 +185,11 @@ static void check_equal(const char *mode, int64_t chunk) {
     sgraph A, S;
     CHECK_MSG(build(&A, fo, mode, chunk, 0, 0.0, &e) == 0, "%s", e.msg);
     CHECK_MSG(build(&S, fo, mode, chunk, 1, 0.0, &e) == 0, "%s", e.msg);
-    g_grad_copy = ga;
+    rl_test_grad_copy[0] = ga;
     double la = run(&A);
     for (int k = 1; k < 4; k++) memcpy(outa[k], rl_f32(&A.fl->out[k]), sizeof outa[k]);
     CHECK(metric("flow_rows") == -1); /* only logged with 'weight' */
-    g_grad_copy = gb;
+    rl_test_grad_copy[0] = gb;
     double ls = run(&S);
     float w[B];
     rl_flow_weights(g_reward, B, 1.0, 0.0, w);
@@ -261,7 +246,7 @@ static void check_equal(const char *mode, int64_t chunk) {
 
     rl_graph_free(A.g);
     rl_graph_free(S.g);
-    g_grad_copy = NULL;
+    rl_test_grad_copy[0] = NULL;
     rl_free(ga);
     rl_free(gb);
     rl_object_release(fo);
@@ -283,9 +268,9 @@ static void check_gradcheck(void) {
     sgraph S;
     CHECK_MSG(build(&S, fo, "score", 0, 1, 0.0, &e) == 0, "%s", e.msg);
     float *g = rl_calloc(f->params->numel, sizeof(float));
-    g_grad_copy = g;
+    rl_test_grad_copy[0] = g;
     run(&S);
-    g_grad_copy = NULL;
+    rl_test_grad_copy[0] = NULL;
     fd_ctx c = {&S};
     double r = rl_test_gradcheck(f->params->data, f->params->numel, g, fd_loss, &c, 1e-2, 60);
     CHECK_MSG(r < 3e-2, "flow_loss -> phi through the skipping flow: finite differences off by %.3g", r);

@@ -55,21 +55,6 @@ static int src_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
 static const rl_node_type t_src = {.name = "t_images", .doc = "test images", .outputs = src_out, .n_outputs = 3,
                                    .infer = src_infer, .forward = src_forward};
 
-/* Optimizer that copies the gradient out and zeroes it. */
-static float *g_grad_copy;
-static const rl_option_spec sink_opts[] = {{"params", RL_VAL_OBJECT, NULL, "set", "params"}};
-static const rl_port_spec sink_in[] = {{"loss", RL_F32, -1, 0, 0, "loss"}};
-static int sink_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
-    (void)ctx; (void)err;
-    rl_params *p = rl_object_params(rl_node_opt_object(n, "params"));
-    if (g_grad_copy) memcpy(g_grad_copy, p->grad, p->numel * sizeof(float));
-    rl_params_zero_grad(p);
-    return 0;
-}
-static const rl_node_type t_sink = {.name = "t_sink", .doc = "grad sink", .inputs = sink_in, .n_inputs = 1,
-                                    .options = sink_opts, .n_options = 1, .flags = RL_NODE_OPTIMIZER,
-                                    .forward = sink_forward};
-
 /* ---- helpers ---- */
 
 static rl_object *new_vit(uint64_t seed) {
@@ -111,8 +96,8 @@ static int build(built *b, rl_object *vit, const char *opt, rl_error *e) {
         rl_opts_init(&o);
         rl_opts_set_object(&o, "params", vit);
         if (strcmp(opt, "adamw") == 0) rl_opts_set_number(&o, "lr", 1e-2);
-        rl_node *on = rl_graph_add(b->g, strcmp(opt, "adamw") == 0 ? rl_node_type_find("optimizer") : &t_sink, NULL,
-                                   "vit.lua:4", NULL, &o, e);
+        const rl_node_type *ot = strcmp(opt, "adamw") == 0 ? rl_node_type_find("optimizer") : &rl_test_grad_sink;
+        rl_node *on = rl_graph_add(b->g, ot, NULL, "vit.lua:4", NULL, &o, e);
         rl_opts_free(&o);
         if (!on || rl_graph_connect(b->g, on, 0, b->loss, 0, e)) return -1;
     }
@@ -182,9 +167,9 @@ static void test_grad_fd(void) {
     built b;
     CHECK_MSG(build(&b, vit, "sink", &e) == 0, "%s", e.msg);
     float *ana = rl_malloc(p->numel * sizeof(float));
-    g_grad_copy = ana;
+    rl_test_grad_copy[0] = ana;
     run_loss(&b);
-    g_grad_copy = NULL;
+    rl_test_grad_copy[0] = NULL;
     double err = rl_test_gradcheck(p->data, p->numel, ana, loss_f, &b, 3e-2, 100);
     CHECK_MSG(err < 3e-2, "graph gradient vs finite differences: rel err %g", err);
     rl_free(ana);

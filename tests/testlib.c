@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node.h"
+#include "params.h"
+
 int rl_test_failures;
 int rl_test_checks;
 
@@ -69,3 +72,20 @@ void rl_test_fill(float *x, size_t n, uint64_t seed) {
         x[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0);
     }
 }
+
+float *rl_test_grad_copy[2];
+static const rl_option_spec grad_sink_opts[] = {{"params", RL_VAL_OBJECT, NULL, "set", "params"},
+                                                {"slot", RL_VAL_INT, "0", "where to copy the gradient", NULL}};
+static const rl_port_spec grad_sink_in[] = {{"loss", RL_F32, -1, 0, 0, "loss"}};
+static int grad_sink_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
+    (void)ctx;
+    (void)err;
+    rl_params *p = rl_object_params(rl_node_opt_object(n, "params"));
+    float *dst = rl_test_grad_copy[rl_node_opt_int(n, "slot")];
+    if (dst) memcpy(dst, p->grad, p->numel * sizeof(float));
+    rl_params_zero_grad(p);
+    return 0;
+}
+const rl_node_type rl_test_grad_sink = {.name = "t_sink", .doc = "grad sink", .inputs = grad_sink_in,
+                                        .n_inputs = 1, .options = grad_sink_opts, .n_options = 2,
+                                        .flags = RL_NODE_OPTIMIZER, .forward = grad_sink_forward};

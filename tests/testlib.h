@@ -16,6 +16,14 @@ extern int rl_test_checks;
     fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
+/* An optimizer node type for graph tests ("t_sink"): options `params` (the
+ * set it owns) and `slot` (int, default 0); its step copies the set's
+ * gradient into rl_test_grad_copy[slot] when that is not NULL, then zeroes
+ * the gradient. */
+struct rl_node_type;
+extern const struct rl_node_type rl_test_grad_sink;
+extern float *rl_test_grad_copy[2];
+
 /* Prints "N passed, N failed" and returns the exit status. */
 int rl_test_finish(const char *name);
 

@@ -90,13 +90,6 @@ static rl_node *add(rl_graph *g, const rl_node_type *t, rl_opts *o, rl_error *e)
     return n;
 }
 
-static void connect(rl_graph *g, rl_node *dst, const char *in, rl_node *src, const char *out) {
-    rl_error e = {0};
-    int ip = rl_node_input_index(dst, in), op = rl_node_output_index(src, out);
-    CHECK_MSG(ip >= 0 && op >= 0 && rl_graph_connect(g, dst, ip, src, op, &e) == 0, "%s.%s <- %s: %s", dst->label,
-              in, out, e.msg);
-}
-
 static void set_inputs(void) {
     rl_test_fill(g_hidden, sizeof g_hidden / sizeof(float), 99);
     /* Row 0: prompt 0-1, response 2-4, padding 5. Row 1: prompt 0, response 1-5. */
@@ -134,9 +127,9 @@ static void check_latent_tap(void) {
     rl_opts_set_strings(&o, "context", modes, 3);
     rl_node *tap = add(g, rl_node_type_find("latent_tap"), &o, &e);
     rl_opts_free(&o);
-    connect(g, tap, "hidden", src, "hidden");
-    connect(g, tap, "tau", src, "tau");
-    connect(g, tap, "mask", src, "mask");
+    rl_test_connect(g, tap, "hidden", src, "hidden");
+    rl_test_connect(g, tap, "tau", src, "tau");
+    rl_test_connect(g, tap, "mask", src, "mask");
     for (int k = 0; k < 4; k++) rl_graph_mark_output(g, tap, k, &e);
     CHECK_MSG(rl_graph_compile(g, NULL, &e) == 0, "%s", e.msg);
     rl_run_ctx ctx = {0};
@@ -207,9 +200,9 @@ static int build(fgraph *G, rl_object *fo, rl_object *po, const char *mode3, int
     rl_opts_set_strings(&o, "context", modes, 2);
     G->tap = add(G->g, rl_node_type_find("latent_tap"), &o, e);
     rl_opts_free(&o);
-    connect(G->g, G->tap, "hidden", G->src, "hidden");
-    connect(G->g, G->tap, "tau", G->src, "tau");
-    connect(G->g, G->tap, "mask", G->src, "mask");
+    rl_test_connect(G->g, G->tap, "hidden", G->src, "hidden");
+    rl_test_connect(G->g, G->tap, "tau", G->src, "tau");
+    rl_test_connect(G->g, G->tap, "mask", G->src, "mask");
     double tsets[3][2] = {{0.3, 0}, {0.8, 0}, {0.3, 0.8}};
     int counts[3] = {1, 1, 2};
     for (int i = 0; i < 3; i++) {
@@ -223,25 +216,25 @@ static int build(fgraph *G, rl_object *fo, rl_object *po, const char *mode3, int
         rl_opts_free(&o);
         if (!G->fl[i]) return -1;
         const char *ins[] = {"target", "cond", "tau", "index"};
-        for (int k = 0; k < 4; k++) connect(G->g, G->fl[i], ins[k], G->tap, ins[k]);
-        connect(G->g, G->fl[i], "mask", G->src, "mask");
+        for (int k = 0; k < 4; k++) rl_test_connect(G->g, G->fl[i], ins[k], G->tap, ins[k]);
+        rl_test_connect(G->g, G->fl[i], "mask", G->src, "mask");
         for (int k = 0; k < 4; k++) rl_graph_mark_output(G->g, G->fl[i], k, e);
     }
     G->wsum = add(G->g, &t_wsum, NULL, e);
-    connect(G->g, G->wsum, "x", G->fl[2], "token_loss");
+    rl_test_connect(G->g, G->wsum, "x", G->fl[2], "token_loss");
     rl_graph_mark_output(G->g, G->wsum, 0, e);
     rl_opts_init(&o);
     rl_opts_set_object(&o, "params", fo);
     rl_opts_set_int(&o, "slot", 0);
     rl_node *opt = add(G->g, &rl_test_grad_sink, &o, e);
     rl_opts_free(&o);
-    connect(G->g, opt, "loss", G->wsum, "y");
+    rl_test_connect(G->g, opt, "loss", G->wsum, "y");
     rl_opts_init(&o);
     rl_opts_set_object(&o, "params", po);
     rl_opts_set_int(&o, "slot", 1);
     opt = add(G->g, &rl_test_grad_sink, &o, e);
     rl_opts_free(&o);
-    connect(G->g, opt, "loss", G->src, "ploss");
+    rl_test_connect(G->g, opt, "loss", G->src, "ploss");
     return rl_graph_compile(G->g, NULL, e);
 }
 
@@ -411,15 +404,15 @@ static void check_bad_flow(void) {
     rl_flow_config cfg = {.dim = D + 1, .width = 8, .depth = 2};
     rl_object *fo5 = rl_flow_object(rl_flow_new(&cfg, 1, &e));
     rl_node *tap = add(g, rl_node_type_find("latent_tap"), NULL, &e);
-    connect(g, tap, "hidden", src, "hidden");
-    connect(g, tap, "tau", src, "tau");
-    connect(g, tap, "mask", src, "mask");
+    rl_test_connect(g, tap, "hidden", src, "hidden");
+    rl_test_connect(g, tap, "tau", src, "tau");
+    rl_test_connect(g, tap, "mask", src, "mask");
     rl_opts_init(&o);
     rl_opts_set_object(&o, "net", fo5);
     rl_node *fl = add(g, rl_node_type_find("flow"), &o, &e);
     rl_opts_free(&o);
     const char *ins[] = {"target", "cond", "tau", "index"};
-    for (int k = 0; k < 4; k++) connect(g, fl, ins[k], tap, ins[k]);
+    for (int k = 0; k < 4; k++) rl_test_connect(g, fl, ins[k], tap, ins[k]);
     rl_graph_mark_output(g, fl, 0, &e);
     CHECK(rl_graph_compile(g, NULL, &e) == -1);
     CHECK_MSG(strstr(e.msg, "hidden size is 4") && strstr(e.msg, "size 5"), "%s", e.msg);
@@ -445,17 +438,17 @@ static void check_score_mask(void) {
     rl_node *src = add(g, &t_src, &o, &e);
     rl_opts_free(&o);
     rl_node *tap = add(g, rl_node_type_find("latent_tap"), NULL, &e); /* default context: token_pre */
-    connect(g, tap, "hidden", src, "hidden");
-    connect(g, tap, "tau", src, "tau");
-    connect(g, tap, "mask", src, "mask");
+    rl_test_connect(g, tap, "hidden", src, "hidden");
+    rl_test_connect(g, tap, "tau", src, "tau");
+    rl_test_connect(g, tap, "mask", src, "mask");
     rl_opts_init(&o);
     rl_opts_set_object(&o, "net", fo);
     rl_opts_set_string(&o, "mode", "score");
     rl_node *fl = add(g, rl_node_type_find("flow"), &o, &e);
     rl_opts_free(&o);
     const char *ins[] = {"target", "cond", "tau", "index"};
-    for (int k = 0; k < 4; k++) connect(g, fl, ins[k], tap, ins[k]);
-    connect(g, fl, "mask", src, "mask");
+    for (int k = 0; k < 4; k++) rl_test_connect(g, fl, ins[k], tap, ins[k]);
+    rl_test_connect(g, fl, "mask", src, "mask");
     rl_graph_mark_output(g, fl, rl_node_output_index(fl, "score"), &e);
     rl_graph_mark_output(g, fl, rl_node_output_index(fl, "score_mask"), &e);
     CHECK_MSG(rl_graph_compile(g, NULL, &e) == 0, "%s", e.msg);

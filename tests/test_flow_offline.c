@@ -40,12 +40,6 @@ static int src_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
 static const rl_node_type t_src = {.name = "t_batch", .doc = "fixed batch", .outputs = src_out, .n_outputs = 3,
                                    .infer = src_infer, .forward = src_forward};
 
-static void connect(rl_graph *g, rl_node *dst, const char *in, rl_node *src, const char *out) {
-    rl_error e = {0};
-    int ip = rl_node_input_index(dst, in), op = rl_node_output_index(src, out);
-    CHECK_MSG(ip >= 0 && op >= 0 && rl_graph_connect(g, dst, ip, src, op, &e) == 0, "%s <- %s: %s", in, out, e.msg);
-}
-
 static rl_graph *build(rl_object *pol, rl_object *fo, rl_node **flow_node, rl_node **pol_node, rl_error *e) {
     rl_graph *g = rl_graph_new("flow-offline");
     rl_node *src = rl_graph_add(g, &t_src, NULL, "offline.lua:1", NULL, NULL, e);
@@ -71,15 +65,15 @@ static rl_graph *build(rl_object *pol, rl_object *fo, rl_node **flow_node, rl_no
     rl_opts_free(&o);
     CHECK_MSG(src && p && tap && fl && opt, "%s", e->msg);
     if (!(src && p && tap && fl && opt)) { rl_graph_free(g); return NULL; }
-    connect(g, p, "tokens", src, "tokens");
-    connect(g, p, "lengths", src, "lengths");
-    connect(g, tap, "hidden", p, "hidden");
-    connect(g, tap, "tau", p, "tau");
-    connect(g, tap, "mask", src, "mask");
-    connect(g, tap, "lengths", src, "lengths");
+    rl_test_connect(g, p, "tokens", src, "tokens");
+    rl_test_connect(g, p, "lengths", src, "lengths");
+    rl_test_connect(g, tap, "hidden", p, "hidden");
+    rl_test_connect(g, tap, "tau", p, "tau");
+    rl_test_connect(g, tap, "mask", src, "mask");
+    rl_test_connect(g, tap, "lengths", src, "lengths");
     const char *ins[] = {"target", "cond", "tau", "index"};
-    for (int k = 0; k < 4; k++) connect(g, fl, ins[k], tap, ins[k]);
-    connect(g, opt, "loss", fl, "loss");
+    for (int k = 0; k < 4; k++) rl_test_connect(g, fl, ins[k], tap, ins[k]);
+    rl_test_connect(g, opt, "loss", fl, "loss");
     rl_graph_mark_output(g, fl, 0, e);
     *flow_node = fl;
     *pol_node = p;

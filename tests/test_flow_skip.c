@@ -57,13 +57,6 @@ static rl_node *add(rl_graph *g, const rl_node_type *t, const char *label, rl_op
     return n;
 }
 
-static void connect(rl_graph *g, rl_node *dst, const char *in, rl_node *src, const char *out) {
-    rl_error e = {0};
-    int ip = rl_node_input_index(dst, in), op = rl_node_output_index(src, out);
-    CHECK_MSG(ip >= 0 && op >= 0 && rl_graph_connect(g, dst, ip, src, op, &e) == 0, "%s.%s <- %s: %s", dst->label,
-              in, out, e.msg);
-}
-
 static void set_inputs(void) {
     rl_test_fill(g_hidden, sizeof g_hidden / sizeof(float), 77);
     /* Responses: row 0 at 2-4 (5 padding), row 1 at 1-5, row 2 at 2-5, row 3 at 1-3. */
@@ -103,9 +96,9 @@ static int build(sgraph *S, rl_object *fo, const char *mode, int64_t chunk, int 
     rl_opts_set_strings(&o, "context", modes, 2);
     S->tap = add(S->g, rl_node_type_find("latent_tap"), "tap", &o, e);
     rl_opts_free(&o);
-    connect(S->g, S->tap, "hidden", src, "hidden");
-    connect(S->g, S->tap, "tau", src, "tau");
-    connect(S->g, S->tap, "mask", src, "mask");
+    rl_test_connect(S->g, S->tap, "hidden", src, "hidden");
+    rl_test_connect(S->g, S->tap, "tau", src, "tau");
+    rl_test_connect(S->g, S->tap, "mask", src, "mask");
     rl_opts_init(&o);
     rl_opts_set_object(&o, "net", fo);
     rl_opts_set_string(&o, "mode", mode);
@@ -116,24 +109,24 @@ static int build(sgraph *S, rl_object *fo, const char *mode, int64_t chunk, int 
     rl_opts_free(&o);
     if (!S->fl) return -1;
     const char *ins[] = {"target", "cond", "tau", "index"};
-    for (int k = 0; k < 4; k++) connect(S->g, S->fl, ins[k], S->tap, ins[k]);
-    connect(S->g, S->fl, "mask", src, "mask");
+    for (int k = 0; k < 4; k++) rl_test_connect(S->g, S->fl, ins[k], S->tap, ins[k]);
+    rl_test_connect(S->g, S->fl, "mask", src, "mask");
     rl_opts_init(&o);
     rl_opts_set_number(&o, "soft_flow", soft);
     S->loss = add(S->g, rl_node_type_find("flow_loss"), "flow_loss", &o, e);
     rl_opts_free(&o);
-    connect(S->g, S->loss, "token_loss", S->fl, "token_loss");
-    connect(S->g, S->loss, "mask", src, "mask");
+    rl_test_connect(S->g, S->loss, "token_loss", S->fl, "token_loss");
+    rl_test_connect(S->g, S->loss, "mask", src, "mask");
     if (skip) {
         rl_opts_init(&o);
         rl_opts_set_number(&o, "soft_flow", soft);
         rl_node *w = add(S->g, rl_node_type_find("flow_weights"), "flow_weights", &o, e);
         rl_opts_free(&o);
-        connect(S->g, w, "reward", src, "reward");
-        connect(S->g, S->fl, "weight", w, "weight");
-        connect(S->g, S->loss, "weight", w, "weight");
+        rl_test_connect(S->g, w, "reward", src, "reward");
+        rl_test_connect(S->g, S->fl, "weight", w, "weight");
+        rl_test_connect(S->g, S->loss, "weight", w, "weight");
     } else {
-        connect(S->g, S->loss, "reward", src, "reward");
+        rl_test_connect(S->g, S->loss, "reward", src, "reward");
     }
     for (int k = 0; k < 4; k++) rl_graph_mark_output(S->g, S->fl, k, e);
     rl_graph_mark_output(S->g, S->loss, 0, e);
@@ -142,7 +135,7 @@ static int build(sgraph *S, rl_object *fo, const char *mode, int64_t chunk, int 
     rl_opts_set_object(&o, "params", fo);
     rl_node *sink = add(S->g, &rl_test_grad_sink, "sink", &o, e);
     rl_opts_free(&o);
-    connect(S->g, sink, "loss", S->loss, "loss");
+    rl_test_connect(S->g, sink, "loss", S->loss, "loss");
     return rl_graph_compile(S->g, NULL, e);
 }
 
@@ -339,13 +332,13 @@ static void check_bad(void) {
         rl_graph *g = rl_graph_new("bad");
         rl_node *src = add(g, &t_src, "src", NULL, &e);
         rl_node *w = add(g, rl_node_type_find("flow_weights"), "fw", NULL, &e);
-        connect(g, w, "reward", src, "reward");
+        rl_test_connect(g, w, "reward", src, "reward");
         rl_node *fl = add(g, rl_node_type_find("flow_loss"), "fl", NULL, &e);
-        connect(g, fl, "token_loss", src, "mask");
-        connect(g, fl, "mask", src, "mask");
+        rl_test_connect(g, fl, "token_loss", src, "mask");
+        rl_test_connect(g, fl, "mask", src, "mask");
         if (both) {
-            connect(g, fl, "reward", src, "reward");
-            connect(g, fl, "weight", w, "weight");
+            rl_test_connect(g, fl, "reward", src, "reward");
+            rl_test_connect(g, fl, "weight", w, "weight");
         }
         rl_graph_mark_output(g, fl, 0, &e);
         CHECK(rl_graph_compile(g, NULL, &e) == -1);
@@ -357,18 +350,18 @@ static void check_bad(void) {
         rl_graph *g = rl_graph_new("bad");
         rl_node *src = add(g, &t_src, "src", NULL, &e);
         rl_node *tap = add(g, rl_node_type_find("latent_tap"), "tap", NULL, &e);
-        connect(g, tap, "hidden", src, "hidden");
-        connect(g, tap, "tau", src, "tau");
-        connect(g, tap, "mask", src, "mask");
+        rl_test_connect(g, tap, "hidden", src, "hidden");
+        rl_test_connect(g, tap, "tau", src, "tau");
+        rl_test_connect(g, tap, "mask", src, "mask");
         rl_opts o;
         rl_opts_init(&o);
         rl_opts_set_object(&o, "net", fo);
         rl_node *fl = add(g, rl_node_type_find("flow"), "fl", &o, &e);
         rl_opts_free(&o);
         const char *ins[] = {"target", "cond", "tau", "index"};
-        for (int k = 0; k < 4; k++) connect(g, fl, ins[k], tap, ins[k]);
-        if (!nomask) connect(g, fl, "mask", src, "mask");
-        connect(g, fl, "weight", tap, "tau"); /* [M], not [B] */
+        for (int k = 0; k < 4; k++) rl_test_connect(g, fl, ins[k], tap, ins[k]);
+        if (!nomask) rl_test_connect(g, fl, "mask", src, "mask");
+        rl_test_connect(g, fl, "weight", tap, "tau"); /* [M], not [B] */
         rl_graph_mark_output(g, fl, 0, &e);
         CHECK(rl_graph_compile(g, NULL, &e) == -1);
         CHECK_MSG(strstr(e.msg, "input 'weight'") && strstr(e.msg, "one weight per mask row"), "%s", e.msg);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph.h"
 #include "node.h"
 #include "params.h"
 
@@ -89,3 +90,10 @@ static int grad_sink_forward(rl_node *n, rl_run_ctx *ctx, rl_error *err) {
 const rl_node_type rl_test_grad_sink = {.name = "t_sink", .doc = "grad sink", .inputs = grad_sink_in,
                                         .n_inputs = 1, .options = grad_sink_opts, .n_options = 2,
                                         .flags = RL_NODE_OPTIMIZER, .forward = grad_sink_forward};
+
+void rl_test_connect(rl_graph *g, rl_node *dst, const char *in, rl_node *src, const char *out) {
+    rl_error e = {0};
+    const int ip = rl_node_input_index(dst, in), op = rl_node_output_index(src, out);
+    CHECK_MSG(ip >= 0 && op >= 0 && rl_graph_connect(g, dst, ip, src, op, &e) == 0, "%s.%s <- %s.%s: %s",
+              dst->label ? dst->label : dst->type->name, in, src->label ? src->label : src->type->name, out, e.msg);
+}

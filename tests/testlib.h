@@ -24,6 +24,12 @@ struct rl_node_type;
 extern const struct rl_node_type rl_test_grad_sink;
 extern float *rl_test_grad_copy[2];
 
+/* Connects input `in` of dst to output `out` of src by port name; a failure
+ * is a failed CHECK naming the ports and the graph's error. */
+struct rl_graph;
+struct rl_node;
+void rl_test_connect(struct rl_graph *g, struct rl_node *dst, const char *in, struct rl_node *src, const char *out);
+
 /* Prints "N passed, N failed" and returns the exit status. */
 int rl_test_finish(const char *name);
 
